@@ -1,0 +1,370 @@
+"""Advantage estimators: G²RPO (method.md §2) and the baselines it is compared with.
+
+Every estimator takes one call signature, ``(rewards, group_ids, task_ids=None, **options)``, so a
+config string picks it through :data:`ADVANTAGE_ESTIMATORS`. Rewards are ``[B]`` (one scalar per
+rollout) or ``[B, K]`` (K reward components, see :func:`multi_component_g2rpo_advantages`).
+All of them are vectorized: sorting plus segment sums, no Python loop over samples, groups or tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from vlthinker.algorithms.segments import (
+    dense_ids,
+    segment_count,
+    segment_starts,
+    segment_sum,
+    sort_within_segments,
+)
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def check_finite(rewards: torch.Tensor, name: str = "rewards") -> None:
+    """Raise a ``ValueError`` naming how many entries are NaN/inf and where."""
+    bad = ~torch.isfinite(rewards)
+    if bool(bad.any()):
+        where = torch.nonzero(bad, as_tuple=False)
+        shown = ", ".join(str(tuple(i.tolist()) if i.numel() > 1 else int(i)) for i in where[:10])
+        more = "" if where.shape[0] <= 10 else f" and {where.shape[0] - 10} more"
+        raise ValueError(
+            f"{name} contain {where.shape[0]} non-finite value(s) (NaN or inf) of "
+            f"{rewards.numel()}, at index {shown}{more}"
+        )
+
+
+def normal_quantiles(rank: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """Midpoint standard-normal quantile of method.md §2: ``Φ⁻¹((k − 0.5)/n) = √2·erfinv(2u − 1)``.
+
+    ``rank`` is 0-based. Computed in float64: near u → 1 the inverse error function amplifies
+    float32 rounding.
+    """
+    level = (rank.to(torch.float64) + 0.5) / size.to(torch.float64)
+    return _SQRT2 * torch.special.erfinv(2.0 * level - 1.0)
+
+
+def _map_sorted(
+    sorted_values: torch.Tensor, sorted_keys: torch.Tensor, row_size: int | None, tie_atol: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``map_to_normal`` on entries already ordered by (segment, value); see :func:`rank_to_normal`.
+
+    ``row_size`` says every segment has that many entries (the trainer's layout), which replaces
+    the per-entry rank arithmetic by one row of quantiles repeated.
+    """
+    n = sorted_values.numel()
+    starts = segment_starts(sorted_keys)
+    if row_size is not None:
+        rows = n // row_size
+        segment = torch.arange(rows, device=sorted_values.device).repeat_interleave(row_size)
+        quantile = normal_quantiles(
+            torch.arange(row_size, device=sorted_values.device), torch.tensor(row_size)
+        ).repeat(rows)
+        first_position = torch.arange(0, n, row_size, device=sorted_values.device)
+    else:
+        segment = torch.cumsum(starts, 0) - 1
+        first_position = torch.nonzero(starts, as_tuple=True)[0]
+        sizes = torch.diff(first_position, append=first_position.new_tensor([n]))
+        first_and_size = torch.stack((first_position, sizes), dim=1)[segment]
+        rank = torch.arange(n, device=sorted_values.device) - first_and_size[:, 0]
+        quantile = normal_quantiles(rank, first_and_size[:, 1])
+
+    # Chained tolerance: a new tie block starts where the sorted gap exceeds tie_atol.
+    new_block = starts.clone()
+    new_block[1:] |= (sorted_values[1:] - sorted_values[:-1]) > tie_atol
+    block = torch.cumsum(new_block, 0) - 1
+    num_blocks = int(block[-1]) + 1
+    block_mean = segment_sum(quantile, block, num_blocks) / segment_count(block, num_blocks)
+
+    # A segment is degenerate (size 1 or all tied) when its first and last entries share a block.
+    last_position = torch.cat((first_position[1:], first_position.new_tensor([n]))) - 1
+    degenerate = (block[first_position] == block[last_position])[segment]
+    mapped = block_mean[block].masked_fill(degenerate, 0.0).to(sorted_values.dtype)
+    return mapped, degenerate
+
+
+def _sorted_map(
+    values: torch.Tensor, segment_keys: torch.Tensor, tie_atol: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(order, mapped_sorted, degenerate_sorted)``: the map, left in (segment, value) order."""
+    order, sorted_values, sorted_keys, row_size = sort_within_segments(values, segment_keys)
+    mapped, degenerate = _map_sorted(sorted_values, sorted_keys, row_size, tie_atol)
+    return order, mapped, degenerate
+
+
+def rank_to_normal(
+    values: torch.Tensor, segment_keys: torch.Tensor, *, tie_atol: float = 1e-6
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``map_to_normal`` of method.md §2, applied independently inside every segment.
+
+    Within a segment of n values, the value of sorted rank k (1-based) is sent to the standard
+    normal quantile ``Φ⁻¹((k − 0.5) / n)`` (:func:`normal_quantiles`). Sorted neighbours no
+    further apart than ``tie_atol`` form a tie block (chained: a, a+tol, a+2·tol are one block) and
+    every member receives the mean quantile of the ranks the block occupies. A segment of size 1,
+    or whose values are all one tie block, maps to exactly 0.
+
+    Returns ``(mapped, degenerate)``: the mapped values (dtype of ``values``) and a bool mask of the
+    entries whose segment was degenerate (size 1 or all tied).
+    """
+    if values.numel() == 0:
+        return values.clone(), torch.zeros_like(values, dtype=torch.bool)
+    order, mapped_sorted, degenerate_sorted = _sorted_map(values, segment_keys, tie_atol)
+    mapped = torch.empty_like(values)
+    mapped[order] = mapped_sorted
+    degenerate = torch.empty_like(degenerate_sorted)
+    degenerate[order] = degenerate_sorted
+    return mapped, degenerate
+
+
+def _task_keys(task_ids: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    if task_ids is None:
+        return torch.zeros(like.shape[0], dtype=torch.int64, device=like.device)
+    return task_ids.to(device=like.device)
+
+
+def _check_shapes(rewards: torch.Tensor, group_ids: torch.Tensor, task_ids: torch.Tensor | None):
+    if group_ids.shape != rewards.shape[:1]:
+        raise ValueError(
+            f"group_ids has shape {tuple(group_ids.shape)}; expected ({rewards.shape[0]},) "
+            "to match the rewards"
+        )
+    if task_ids is not None and task_ids.shape != group_ids.shape:
+        raise ValueError(
+            f"task_ids has shape {tuple(task_ids.shape)}; expected {tuple(group_ids.shape)}"
+        )
+    if not rewards.is_floating_point():
+        raise ValueError(f"rewards must be a floating tensor, got {rewards.dtype}")
+    check_finite(rewards)
+
+
+def task_stage(
+    stage1: torch.Tensor,
+    degenerate: torch.Tensor,
+    task_ids: torch.Tensor | None,
+    *,
+    tie_atol: float,
+    keep_tied_groups: bool,
+) -> torch.Tensor:
+    """G²RPO stage 2 (method.md §2): ``map_to_normal`` of the stage-1 values across each task.
+
+    Rollouts of degenerate groups (size 1 or all tied) keep exactly 0 and stay out of the task's
+    ranking, unless ``keep_tied_groups`` reproduces the reference code (their zeros are ranked too).
+    """
+    keys = _task_keys(task_ids, stage1)
+    if keep_tied_groups:
+        return rank_to_normal(stage1, keys, tie_atol=tie_atol)[0]
+    active = torch.nonzero(~degenerate, as_tuple=True)[0]
+    out = torch.zeros_like(stage1)
+    if active.numel():
+        order, mapped, _ = _sorted_map(stage1[active], keys[active], tie_atol)
+        out[active[order]] = mapped
+    return out
+
+
+def g2rpo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    *,
+    tie_atol: float = 1e-6,
+    per_task: bool = True,
+    keep_tied_groups: bool = False,
+    weights: torch.Tensor | list[float] | None = None,
+    gate_component: int | None = 0,
+    **_: object,
+) -> torch.Tensor:
+    """G²RPO advantages (method.md §2): rank → N(0, 1) within each prompt group, then per task.
+
+    Stage 1 maps every group's rewards onto standard-normal quantiles (:func:`rank_to_normal`);
+    stage 2 maps the stage-1 values of each task's non-degenerate rollouts onto N(0, 1) again, so
+    every task ends with the same advantage distribution whatever its reward scale or shape.
+    ``per_task=False`` stops after stage 1 (the ablation); ``task_ids=None`` treats the batch as
+    one task. ``keep_tied_groups=True`` reproduces the reference code's stage 2, where the zeros of
+    all-tied groups are ranked as well. ``[B, K]`` rewards dispatch to
+    :func:`multi_component_g2rpo_advantages` (``weights``, ``gate_component`` apply there).
+    """
+    if rewards.dim() == 2:
+        return multi_component_g2rpo_advantages(
+            rewards,
+            group_ids,
+            task_ids,
+            weights=weights,
+            gate_component=gate_component,
+            tie_atol=tie_atol,
+            per_task=per_task,
+            keep_tied_groups=keep_tied_groups,
+        )
+    _check_shapes(rewards, group_ids, task_ids)
+    if rewards.numel() == 0:
+        return rewards.clone()
+    group_ids = group_ids.to(rewards.device)
+    order, stage1, degenerate = _sorted_map(rewards, group_ids, tie_atol)
+    if per_task:
+        # Stage 2 runs on the stage-1 values as they come out of the sort: no scatter between.
+        keys = _task_keys(task_ids, rewards)[order]
+        stage1 = task_stage(
+            stage1, degenerate, keys, tie_atol=tie_atol, keep_tied_groups=keep_tied_groups
+        )
+    advantages = torch.empty_like(rewards)
+    advantages[order] = stage1
+    return advantages
+
+
+def multi_component_g2rpo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    *,
+    weights: torch.Tensor | list[float] | None = None,
+    gate_component: int | None = 0,
+    tie_atol: float = 1e-6,
+    per_task: bool = True,
+    keep_tied_groups: bool = False,
+) -> torch.Tensor:
+    """Multi-component G²RPO (method.md §2, last paragraph; the reference's GDPO-style variant).
+
+    Each of the K reward components (accuracy, format, length score …) is mapped to N(0, 1)
+    inside the group on its own, the mapped components are summed with ``weights`` (default all
+    1), then stage 2 runs per task. A shaping term therefore never stretches to a full ±1 advantage
+    by itself. With ``gate_component`` set (default 0, the task reward), a group whose gate
+    component is all tied gets exactly 0 and stays out of stage 2 — the zero-variance decision is
+    made on the raw task metric, so a length or format difference alone never turns an all-wrong
+    (or all-right) group into a learning signal (method.md §2 notes, §4).
+    """
+    if rewards.dim() != 2:
+        raise ValueError(f"multi-component rewards must be [B, K], got {tuple(rewards.shape)}")
+    _check_shapes(rewards, group_ids, task_ids)
+    batch, components = rewards.shape
+    weight = _component_weights(weights, components, rewards)
+    group, _ = dense_ids(group_ids.to(rewards.device))
+    component = torch.arange(components, device=rewards.device)
+    keys = (group[:, None] * components + component[None, :]).reshape(-1)
+    mapped, degenerate = rank_to_normal(rewards.reshape(-1), keys, tie_atol=tie_atol)
+    mapped = mapped.view(batch, components)
+    degenerate = degenerate.view(batch, components)
+    stage1 = (mapped * weight).sum(dim=1)
+    if gate_component is None:
+        tied = degenerate.all(dim=1)
+    else:
+        tied = degenerate[:, gate_component]
+        stage1 = stage1.masked_fill(tied, 0.0)
+    if not per_task:
+        return stage1
+    return task_stage(stage1, tied, task_ids, tie_atol=tie_atol, keep_tied_groups=keep_tied_groups)
+
+
+def _component_weights(
+    weights: torch.Tensor | list[float] | None, components: int, like: torch.Tensor
+) -> torch.Tensor:
+    if weights is None:
+        return torch.ones(components, dtype=like.dtype, device=like.device)
+    weight = torch.as_tensor(weights, dtype=like.dtype, device=like.device)
+    if weight.shape != (components,):
+        raise ValueError(f"weights has shape {tuple(weight.shape)}; expected ({components},)")
+    return weight
+
+
+def _scalar_rewards(
+    rewards: torch.Tensor, weights: torch.Tensor | list[float] | None
+) -> torch.Tensor:
+    """Linear baselines see one scalar per rollout: the weighted sum of the components."""
+    if rewards.dim() == 1:
+        return rewards
+    return (rewards * _component_weights(weights, rewards.shape[1], rewards)).sum(dim=1)
+
+
+def _group_stats(
+    rewards: torch.Tensor, group_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-rollout group size, group sum and group mean (broadcast back to ``[B]``)."""
+    group, num_groups = dense_ids(group_ids.to(rewards.device))
+    size = segment_count(group, num_groups).to(rewards.dtype)
+    total = segment_sum(rewards, group, num_groups)
+    return size[group], total[group], (total / size)[group]
+
+
+def grpo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    *,
+    eps: float = 1e-6,
+    weights: torch.Tensor | list[float] | None = None,
+    **_: object,
+) -> torch.Tensor:
+    """GRPO (method.md §2, first line): ``A_i = (r_i − mean_g) / (std_g + ε)``, unbiased std.
+
+    A group of one rollout has no spread and gets 0.
+    """
+    rewards = _scalar_rewards(rewards, weights)
+    _check_shapes(rewards, group_ids, task_ids)
+    size, _, mean = _group_stats(rewards, group_ids)
+    group, num_groups = dense_ids(group_ids.to(rewards.device))
+    squared = segment_sum((rewards - mean) ** 2, group, num_groups)[group]
+    std = torch.sqrt(squared / (size - 1).clamp(min=1))
+    return torch.where(size > 1, (rewards - mean) / (std + eps), torch.zeros_like(rewards))
+
+
+def dr_grpo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    *,
+    weights: torch.Tensor | list[float] | None = None,
+    **_: object,
+) -> torch.Tensor:
+    """Dr. GRPO: the group mean is subtracted, no std division: ``A_i = r_i − mean_g``."""
+    rewards = _scalar_rewards(rewards, weights)
+    _check_shapes(rewards, group_ids, task_ids)
+    return rewards - _group_stats(rewards, group_ids)[2]
+
+
+def rloo_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    *,
+    weights: torch.Tensor | list[float] | None = None,
+    **_: object,
+) -> torch.Tensor:
+    """RLOO: leave-one-out baseline, ``A_i = r_i − mean_{j≠i} r_j = (n·r_i − Σ_g r) / (n − 1)``."""
+    rewards = _scalar_rewards(rewards, weights)
+    _check_shapes(rewards, group_ids, task_ids)
+    size, total, _ = _group_stats(rewards, group_ids)
+    loo = (size * rewards - total) / (size - 1).clamp(min=1)
+    return torch.where(size > 1, loo, torch.zeros_like(rewards))
+
+
+ADVANTAGE_ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {
+    "g2rpo": g2rpo_advantages,
+    "grpo": grpo_advantages,
+    "dr_grpo": dr_grpo_advantages,
+    "rloo": rloo_advantages,
+}
+
+
+def get_estimator(name: str) -> Callable[..., torch.Tensor]:
+    """The estimator registered as ``name``: ``g2rpo``, ``grpo``, ``dr_grpo`` or ``rloo``."""
+    try:
+        return ADVANTAGE_ESTIMATORS[name]
+    except KeyError:
+        known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
+        raise ValueError(f"unknown advantage estimator {name!r}; known: {known}") from None
+
+
+def compute_advantages(
+    name: str,
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor | None = None,
+    **options: object,
+) -> torch.Tensor:
+    """Advantages from the estimator named ``name``.
+
+    Every estimator accepts the union of the options (``tie_atol``, ``eps``, ``weights`` …) and
+    ignores those that are not its own, so one config section can serve all of them.
+    """
+    return get_estimator(name)(rewards, group_ids, task_ids, **options)

@@ -1,0 +1,130 @@
+"""Task-level shaping terms: response length (method.md §4) and the entropy band (method.md §5).
+
+Both read per-task settings as tensors indexed by a dense task id (``0..T-1``), so one call covers
+every task of the batch without a loop over tasks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from vlthinker.algorithms.segments import segment_count, segment_sum
+
+
+def trapezoid_length_score(
+    lengths: torch.Tensor, task_ids: torch.Tensor, envelopes: torch.Tensor
+) -> torch.Tensor:
+    """Trapezoid length score s(L) of method.md §4 (the paper's Eq. 9), per task.
+
+    ``envelopes[t] = (a, b, c, d)`` with ``a ≤ b ≤ c ≤ d`` (response tokens):
+    0 below ``a`` and above ``d``; ``(L − a)/(b − a)`` on ``[a, b)``; 1 on ``[b, c]``;
+    ``(d − L)/(d − c)`` on ``(c, d]``. A degenerate ramp (``a = b`` or ``c = d``) is a step: the
+    division never happens because the ramp's interval is empty. Result in ``[0, 1]``, dtype of
+    ``envelopes``; used as its own reward component (0 = as bad as length gets, 1 = ideal range).
+    """
+    envelope = envelopes[task_ids]
+    a, b, c, d = envelope.unbind(dim=-1)
+    length = lengths.to(envelope.dtype)
+    one = torch.ones_like(length)
+    # clamp(min=tiny) only guards the unused branch of torch.where from producing inf/NaN.
+    tiny = torch.finfo(envelope.dtype).tiny
+    rising = (length - a) / (b - a).clamp(min=tiny)
+    falling = (d - length) / (d - c).clamp(min=tiny)
+    score = torch.where(length < b, rising, one)
+    score = torch.where(length > c, falling, score)
+    score = torch.where((length < a) | (length > d), torch.zeros_like(length), score)
+    return score.clamp(0.0, 1.0)
+
+
+def length_envelope(
+    low: float, high: float, slack: float = 0.5
+) -> tuple[float, float, float, float]:
+    """Trapezoid points for a task's ``[L_min, L_max]`` range (method.md §4).
+
+    The plateau is the range itself; the ramps reach 0 at ``L_min·(1 − slack)`` and
+    ``L_max·(1 + slack)`` so a response slightly outside its range is penalised slightly.
+    """
+    if not 0 <= low <= high:
+        raise ValueError(f"length range needs 0 ≤ L_min ≤ L_max, got [{low}, {high}]")
+    if slack < 0:
+        raise ValueError(f"length slack must be ≥ 0, got {slack}")
+    return (low * (1.0 - min(slack, 1.0)), float(low), float(high), high * (1.0 + slack))
+
+
+def length_penalty(
+    lengths: torch.Tensor, task_ids: torch.Tensor, envelopes: torch.Tensor
+) -> torch.Tensor:
+    """Bounded response-length penalty in ``[−1, 0]``: ``s(L) − 1`` (0 inside the task's range)."""
+    return trapezoid_length_score(lengths, task_ids, envelopes) - 1.0
+
+
+def update_length_targets(
+    targets: torch.Tensor,
+    lengths: torch.Tensor,
+    task_ids: torch.Tensor,
+    correct: torch.Tensor,
+    momentum: float = 0.9,
+) -> torch.Tensor:
+    """Dynamic length target of method.md §4: per-task EMA of the correct responses' lengths.
+
+    ``targets[t] ← momentum·targets[t] + (1 − momentum)·mean length of task t's correct responses``;
+    a task with no correct response in the batch keeps its target.
+    """
+    num_tasks = targets.shape[0]
+    weight = correct.to(targets.dtype)
+    count = segment_sum(weight, task_ids, num_tasks)
+    total = segment_sum(lengths.to(targets.dtype) * weight, task_ids, num_tasks)
+    observed = total / count.clamp(min=1)
+    updated = momentum * targets + (1.0 - momentum) * observed
+    return torch.where(count > 0, updated, targets)
+
+
+def token_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the policy's next-token distribution at every position: ``−Σ p log p``."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    return -(log_probs.exp() * log_probs).sum(dim=-1)
+
+
+def per_task_entropy(
+    token_entropies: torch.Tensor, mask: torch.Tensor, task_ids: torch.Tensor, num_tasks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task mean entropy ``H_t`` over the task's response tokens (method.md §5).
+
+    ``token_entropies`` and ``mask`` are ``[B, T]``; the reference uses the sampled tokens'
+    negative log-probabilities as the per-token estimate, which may be passed instead.
+    Returns ``(H [num_tasks], present [num_tasks] bool)``; an absent task has H = 0.
+    """
+    weight = mask.to(token_entropies.dtype)
+    per_sequence_sum = (token_entropies * weight).sum(dim=1)
+    per_sequence_tokens = weight.sum(dim=1)
+    total = segment_sum(per_sequence_sum, task_ids, num_tasks)
+    tokens = segment_sum(per_sequence_tokens, task_ids, num_tasks)
+    present = (segment_count(task_ids, num_tasks) > 0) & (tokens > 0)
+    return total / tokens.clamp(min=1), present
+
+
+def entropy_band_penalty(
+    token_entropies: torch.Tensor,
+    mask: torch.Tensor,
+    task_ids: torch.Tensor,
+    bands: torch.Tensor,
+    coef: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Entropy band hinge of method.md §5: ``β_H · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))``.
+
+    ``bands[t] = (H_low, H_high)``. Zero (and zero gradient) for a task inside its band; outside,
+    the gradient pulls that task's entropy back toward the band. Only tasks present in the batch
+    count. Returns the penalty (a scalar to add to the loss) and per-task ``entropy`` /
+    ``violation`` tensors for logging.
+    """
+    num_tasks = bands.shape[0]
+    entropy, present = per_task_entropy(token_entropies, mask, task_ids, num_tasks)
+    low, high = bands.to(entropy.dtype).unbind(dim=-1)
+    violation = torch.relu(entropy - high) + torch.relu(low - entropy)
+    violation = violation * present.to(violation.dtype)
+    penalty = coef * violation.sum()
+    return penalty, {
+        "entropy": entropy.detach(),
+        "violation": violation.detach(),
+        "present": present,
+    }

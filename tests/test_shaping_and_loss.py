@@ -1,0 +1,209 @@
+"""Length shaping, entropy band and the policy loss against hand-worked examples."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vlthinker.algorithms import (
+    clipped_policy_loss,
+    entropy_band_penalty,
+    k3_kl,
+    length_envelope,
+    length_penalty,
+    masked_mean,
+    token_entropy,
+    trapezoid_length_score,
+    update_length_targets,
+)
+
+
+# ---------------------------------------------------------------- length shaping (§4)
+def test_trapezoid_golden_values():
+    envelopes = torch.tensor([[10.0, 20.0, 40.0, 60.0]])
+    lengths = torch.tensor([0, 10, 15, 20, 30, 40, 50, 60, 61])
+    tasks = torch.zeros(9, dtype=torch.int64)
+    expected = [0.0, 0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    assert trapezoid_length_score(lengths, tasks, envelopes).tolist() == pytest.approx(expected)
+
+
+def test_trapezoid_degenerate_ramps_are_steps_without_nan():
+    envelopes = torch.tensor([[5.0, 5.0, 8.0, 8.0], [0.0, 0.0, 0.0, 0.0]])
+    lengths = torch.tensor([4, 5, 8, 9, 0, 1])
+    tasks = torch.tensor([0, 0, 0, 0, 1, 1])
+    score = trapezoid_length_score(lengths, tasks, envelopes)
+    assert score.tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_each_task_uses_its_own_envelope_and_penalty_is_zero_only_inside():
+    envelopes = torch.tensor(
+        [length_envelope(2, 6, slack=0.5), length_envelope(40, 80, slack=0.5)], dtype=torch.float32
+    )
+    lengths = torch.tensor([4, 60, 60, 4])
+    tasks = torch.tensor([0, 1, 0, 1])
+    penalty = length_penalty(lengths, tasks, envelopes)
+    assert penalty[:2].tolist() == [0.0, 0.0]
+    assert penalty[2] == -1.0  # 60 tokens on a perception task: far past d = 9
+    assert penalty[3] == -1.0  # 4 tokens on a reasoning task: below a = 20
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 500, allow_nan=False), min_size=4, max_size=4),
+    st.lists(st.integers(0, 1000), min_size=1, max_size=30),
+)
+def test_trapezoid_is_bounded_and_unimodal(points, lengths):
+    envelope = torch.tensor([sorted(points)], dtype=torch.float64)
+    lengths_t = torch.tensor(sorted(lengths))
+    score = trapezoid_length_score(lengths_t, torch.zeros_like(lengths_t), envelope)
+    assert bool(((score >= 0) & (score <= 1)).all())
+    peak = int(score.argmax())
+    assert bool((score[1 : peak + 1] >= score[:peak] - 1e-12).all())
+    assert bool((score[peak + 1 :] <= score[peak:-1] + 1e-12).all())
+
+
+def test_length_envelope_validates_its_range():
+    assert length_envelope(10, 20, slack=0.5) == (5.0, 10.0, 20.0, 30.0)
+    with pytest.raises(ValueError, match="L_min"):
+        length_envelope(30, 20)
+
+
+def test_dynamic_length_targets_follow_correct_responses_only():
+    targets = torch.tensor([100.0, 10.0])
+    lengths = torch.tensor([50, 70, 999, 30])
+    tasks = torch.tensor([0, 0, 0, 1])
+    correct = torch.tensor([True, True, False, False])
+    updated = update_length_targets(targets, lengths, tasks, correct, momentum=0.5)
+    assert updated.tolist() == [80.0, 10.0]  # 0.5·100 + 0.5·60; task 1 had no correct response
+
+
+# ---------------------------------------------------------------- entropy band (§5)
+def test_token_entropy_of_uniform_and_peaked_distributions():
+    logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])
+    entropy = token_entropy(logits)
+    assert entropy[0, 0] == pytest.approx(math.log(4))
+    assert entropy[0, 1] == pytest.approx(0.0, abs=1e-6)
+
+
+def _band_case():
+    # Task 0 mean entropy 0.9 (above its band 0.2–0.6), task 1 mean 0.4 (inside), task 2 0.05
+    # (below 0.1–0.5). Padding tokens (mask 0) carry a huge entropy that must be ignored.
+    entropies = torch.tensor(
+        [[0.8, 1.0, 9.0], [0.9, 0.9, 9.0], [0.4, 0.4, 0.4], [0.05, 9.0, 9.0]], requires_grad=True
+    )
+    mask = torch.tensor([[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 0, 0]])
+    tasks = torch.tensor([0, 0, 1, 2])
+    bands = torch.tensor([[0.2, 0.6], [0.2, 0.6], [0.1, 0.5]])
+    return entropies, mask, tasks, bands
+
+
+def test_entropy_band_hand_worked_value():
+    entropies, mask, tasks, bands = _band_case()
+    penalty, info = entropy_band_penalty(entropies, mask, tasks, bands, coef=0.02)
+    assert info["entropy"].tolist() == pytest.approx([0.9, 0.4, 0.05])
+    # 0.02 · ((0.9 − 0.6) + 0 + (0.1 − 0.05)) = 0.007
+    assert float(penalty) == pytest.approx(0.007)
+    assert info["violation"].tolist() == pytest.approx([0.3, 0.0, 0.05])
+
+
+def test_entropy_band_gradient_only_for_tasks_outside_and_toward_the_band():
+    entropies, mask, tasks, bands = _band_case()
+    penalty, _ = entropy_band_penalty(entropies, mask, tasks, bands, coef=0.02)
+    penalty.backward()
+    grad = entropies.grad
+    assert bool((grad[:2][mask[:2].bool()] > 0).all())  # too high: descent lowers it
+    assert bool((grad[2] == 0).all())  # inside its band: untouched
+    assert float(grad[3, 0]) < 0  # too low: descent raises it
+    assert bool((grad[mask == 0] == 0).all())  # padding never gets a gradient
+
+
+def test_entropy_band_ignores_tasks_absent_from_the_batch():
+    entropies = torch.full((2, 2), 0.4)
+    mask = torch.ones(2, 2)
+    # Task 1 has a band that 0 entropy would violate, but it has no sample in the batch.
+    penalty, info = entropy_band_penalty(
+        entropies, mask, torch.tensor([0, 0]), torch.tensor([[0.2, 0.6], [0.3, 0.5]]), coef=1.0
+    )
+    assert float(penalty) == 0.0
+    assert info["present"].tolist() == [True, False]
+
+
+# ---------------------------------------------------------------- policy loss (§3)
+def test_on_policy_loss_is_minus_mean_advantage_and_gradient_follows_its_sign():
+    logps = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.5]])).requires_grad_()
+    advantages = torch.tensor([2.0, -1.0])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    loss, metrics = clipped_policy_loss(logps, logps.detach(), advantages, mask)
+    # token mean: −(2 + 2 − 1)/3 = −1
+    assert float(loss) == pytest.approx(-1.0)
+    loss.backward()
+    assert bool((logps.grad[0] < 0).all())  # positive advantage: raise log-prob
+    assert float(logps.grad[1, 0]) > 0  # negative advantage: lower it
+    assert float(logps.grad[1, 1]) == 0  # masked token
+    assert metrics["clip_frac"] == 0.0
+    assert metrics["approx_kl"] == pytest.approx(0.0)
+
+
+def test_clipping_hand_worked():
+    old = torch.zeros(1, 4)
+    ratios = torch.tensor([[1.5, 0.5, 1.5, 0.5]])
+    logps = torch.log(ratios).requires_grad_()
+    advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
+    mask = torch.ones(1, 4)
+    loss, metrics = clipped_policy_loss(
+        logps, old, advantages, mask, clip_low=0.2, clip_high=0.3, dual_clip=None
+    )
+    # per token: −min(1.5, 1.3) = −1.3; −min(0.5, 0.8) = −0.5; −min(−1.5, −1.3) = 1.5;
+    # −min(−0.5, −0.8) = 0.8 → mean 0.125
+    assert float(loss) == pytest.approx(0.125)
+    loss.backward()
+    grad = logps.grad[0]
+    assert float(grad[0]) == 0.0  # clipped above with A > 0: no push further
+    assert float(grad[3]) == 0.0  # clipped below with A < 0: no push further
+    assert float(grad[1]) < 0 and float(grad[2]) > 0
+    assert metrics["clip_frac_high"] == pytest.approx(0.25)
+    assert metrics["clip_frac_low"] == pytest.approx(0.25)
+
+
+def test_dual_clip_caps_negative_advantage_loss():
+    logps = torch.log(torch.tensor([[5.0, 5.0]])).requires_grad_()
+    advantages = torch.tensor([[-1.0, 1.0]])
+    loss, metrics = clipped_policy_loss(
+        logps, torch.zeros(1, 2), advantages, torch.ones(1, 2), dual_clip=3.0
+    )
+    # A < 0, ratio 5: max(5, 0.8·... ) = 5 capped at 3; A > 0: −min(5, 1.3) = −1.3 → (3 − 1.3)/2
+    assert float(loss) == pytest.approx(0.85)
+    loss.backward()
+    assert float(logps.grad[0, 0]) == 0.0
+    assert metrics["dual_clip_frac"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="dual_clip"):
+        clipped_policy_loss(logps, logps, advantages, torch.ones(1, 2), dual_clip=0.5)
+
+
+def test_token_and_sequence_aggregation_differ_as_defined():
+    values = torch.tensor([[1.0, 1.0, 1.0, 1.0], [4.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0]])
+    assert float(masked_mean(values, mask, "token")) == pytest.approx(8 / 5)
+    assert float(masked_mean(values, mask, "seq")) == pytest.approx((1 + 4) / 2)
+    with pytest.raises(ValueError, match="aggregation"):
+        masked_mean(values, mask, "sum")
+
+
+def test_k3_kl_is_zero_at_equality_positive_otherwise_and_enters_the_loss():
+    logps = torch.log(torch.tensor([[0.5, 0.2]]))
+    ref = torch.log(torch.tensor([[0.25, 0.2]]))
+    kl = k3_kl(logps, ref)
+    # r = log(0.25/0.5) = −log 2: exp(r) − r − 1 = 0.5 + log 2 − 1
+    assert float(kl[0, 0]) == pytest.approx(0.5 + math.log(2) - 1)
+    assert float(kl[0, 1]) == 0.0
+    zero = torch.zeros(1)
+    base, _ = clipped_policy_loss(logps, logps, zero, torch.ones(1, 2))
+    with_kl, metrics = clipped_policy_loss(
+        logps, logps, zero, torch.ones(1, 2), ref_logps=ref, kl_coef=0.1
+    )
+    assert float(with_kl - base) == pytest.approx(0.1 * float(kl.mean()))
+    assert metrics["kl_ref"] == pytest.approx(float(kl.mean()))
