@@ -1,0 +1,132 @@
+"""Trainer callbacks: the metrics file and per-task validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from vlthinker.data import PromptConfig, Record
+from vlthinker.train.checkpoints import METRICS_FILE
+
+
+def append_metrics(output_dir: Path, entry: dict[str, Any]) -> None:
+    with (output_dir / METRICS_FILE).open("a") as handle:
+        handle.write(json.dumps(entry, allow_nan=True) + "\n")
+
+
+def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(output_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class MetricsFileCallback(TrainerCallback):
+    """Every training log line (TRL's metrics and ours, per task) → ``metrics.jsonl``."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.output_dir = output_dir
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            entry = {"step": state.global_step, "split": "train"}
+            entry.update({k: v for k, v in logs.items() if isinstance(v, int | float)})
+            bad = [k for k, v in entry.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                entry["non_finite"] = bad
+            append_metrics(self.output_dir, entry)
+
+
+class ValidationCallback(TrainerCallback):
+    """Per-task validation before training, every ``every`` steps and at the end.
+
+    Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        processor: Any,
+        records: list[Record],
+        prompt_config: PromptConfig,
+        output_dir: Path,
+        every: int,
+        batch_size: int,
+        max_new_tokens: int,
+        temperature: float,
+        tensorboard: bool,
+        progress: bool,
+    ) -> None:
+        self.processor = processor
+        self.records = records
+        self.prompt_config = prompt_config
+        self.output_dir = output_dir
+        self.every = every
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.tensorboard = tensorboard
+        self.progress = progress
+        self._writer = None
+        self._done: set[int] = {
+            e["step"] for e in read_metrics(output_dir) if e.get("split") == "validation"
+        }
+
+    def _validate(self, model: Any, step: int, state) -> None:
+        if step in self._done or not self.records:
+            return
+        from vlthinker.evaluation import evaluate_records
+
+        was_training = model.training
+        model.eval()
+        result = evaluate_records(
+            model,
+            self.processor,
+            self.records,
+            batch_size=self.batch_size,
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            prompt_config=self.prompt_config,
+            progress=self.progress,
+        )
+        if was_training:
+            model.train()
+        self._done.add(step)
+        if not state.is_world_process_zero:
+            return
+        entry: dict[str, Any] = {"step": step, "split": "validation"}
+        for task, scores in result.per_task.items():
+            for name, value in scores.items():
+                entry[f"{task}/{name}"] = value
+        append_metrics(self.output_dir, entry)
+        if self.tensorboard:
+            self._log_tensorboard(entry, step)
+
+    def _log_tensorboard(self, entry: dict[str, Any], step: int) -> None:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.output_dir / "tensorboard" / "validation"))
+        for key, value in entry.items():
+            if key not in ("step", "split") and isinstance(value, int | float):
+                self._writer.add_scalar(f"validation/{key}", value, step)
+        self._writer.flush()
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._validate(model, state.global_step, state)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every > 0 and state.global_step % self.every == 0:
+            self._validate(model, state.global_step, state)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        self._validate(model, state.global_step, state)
+        if self._writer is not None:
+            self._writer.close()
+
+    def history(self, output_dir: Path) -> list[dict[str, Any]]:
+        return [e for e in read_metrics(output_dir) if e.get("split") == "validation"]

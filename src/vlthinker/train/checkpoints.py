@@ -1,0 +1,62 @@
+"""Finding the checkpoint to resume from after a crash or a SIGKILL at any moment."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Written by HF Trainer after the model, optimizer, scheduler and RNG state: a checkpoint whose
+# trainer_state.json parses was saved completely.
+_STATE_FILE = "trainer_state.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    step: int
+
+
+def latest_complete_checkpoint(run_dir: str | Path) -> Checkpoint | None:
+    """The highest-step ``checkpoint-N`` whose saving finished; partial ones are skipped."""
+    found = []
+    for child in Path(run_dir).iterdir():
+        match = _CHECKPOINT.match(child.name)
+        if match and child.is_dir() and _is_complete(child):
+            found.append(Checkpoint(child, int(match.group(1))))
+    return max(found, key=lambda c: c.step, default=None)
+
+
+def _is_complete(path: Path) -> bool:
+    try:
+        state = json.loads((path / _STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    has_weights = any(path.glob("*.safetensors")) or any(path.glob("*.bin"))
+    return has_weights and "global_step" in state
+
+
+def truncate_metrics(run_dir: str | Path, step: int) -> int:
+    """Drop metric lines logged after ``step`` (they will be logged again); returns how many.
+
+    A line cut short by the kill is dropped too.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if entry.get("step", 0) > step:
+            dropped += 1
+        else:
+            kept.append(line)
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return dropped

@@ -1,0 +1,234 @@
+"""`vlthinker train`: build the data, model, rewards and trainer from a config and run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import GRPOConfig
+
+from vlthinker.algorithms import length_envelope
+from vlthinker.data import PromptConfig, Record, load_records, synthetic
+from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
+from vlthinker.train.callbacks import MetricsFileCallback, ValidationCallback
+from vlthinker.train.checkpoints import latest_complete_checkpoint, truncate_metrics
+from vlthinker.train.config import RunConfig, dump_config, load_config
+from vlthinker.train.dataset import training_rows
+from vlthinker.train.report import final_table, write_plots
+from vlthinker.train.rewards import RewardComponents
+from vlthinker.train.trainer import G2RPOTrainer, MethodSettings
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    validation: list[dict[str, Any]]  # one entry per validation pass (step, per-task scores)
+    table: str
+
+
+def prompt_config_for(config: RunConfig) -> PromptConfig:
+    """Per-task prompt style from ``shaping.tasks`` (reasoning vs direct), else the defaults."""
+    reasoning = {task: shaping.reasoning for task, shaping in config.shaping.tasks.items()}
+    return PromptConfig(think_tag=config.shaping.think_tag, reasoning=reasoning or None)
+
+
+def load_split(config: RunConfig, split: str) -> list[Record]:
+    data = config.data
+    source = data.train if split == "train" else data.validation
+    if source == "synthetic":
+        if split == "train":
+            return synthetic.generate(
+                data.train_size,
+                seed=data.seed,
+                tasks=data.tasks,
+                difficulty=data.difficulty,
+                image_size=data.image_size,
+            )
+        # Validation items come from a disjoint seed stream so they are held out.
+        return synthetic.generate(
+            data.validation_size * len(data.tasks),
+            seed=data.seed + 1_000_003,
+            tasks=data.tasks,
+            difficulty=data.difficulty,
+            image_size=data.image_size,
+        )
+    return load_records(source, on_bad_record=data.on_bad_record)
+
+
+def task_tensors(config: RunConfig, tasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-task length envelopes ``[T, 4]`` and entropy bands ``[T, 2]`` from the config."""
+    envelopes, bands = [], []
+    for task in tasks:
+        shaping = config.shaping.tasks.get(task)
+        points = shaping.length if shaping and shaping.length else None
+        if points is None:
+            envelopes.append((0.0, 0.0, float("inf"), float("inf")))
+        elif len(points) == 2:
+            envelopes.append(length_envelope(points[0], points[1], config.shaping.length_slack))
+        else:
+            envelopes.append(tuple(points))
+        band = shaping.entropy_band if shaping and shaping.entropy_band else None
+        bands.append(tuple(band) if band else (0.0, float("inf")))
+    return torch.tensor(envelopes, dtype=torch.float64), torch.tensor(bands, dtype=torch.float32)
+
+
+def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOConfig:
+    training, rollout, algorithm = config.training, config.rollout, config.algorithm
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rollouts = training.prompts_per_step * rollout.num_generations
+    per_process = rollouts // world
+    if per_process % training.per_device_batch_size:
+        raise ValueError(
+            f"training.per_device_batch_size ({training.per_device_batch_size}) must divide the "
+            f"{per_process} rollouts each of {world} process(es) handles per step"
+        )
+    accumulation = per_process // training.per_device_batch_size
+    banned = [[token] for token in vision_token_ids(processor)]
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        max_steps=training.max_steps,
+        per_device_train_batch_size=training.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=accumulation,
+        num_generations=rollout.num_generations,
+        max_completion_length=rollout.max_new_tokens,
+        max_prompt_length=rollout.max_prompt_length,
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        generation_kwargs={"bad_words_ids": banned} if banned else None,
+        use_vllm=rollout.use_vllm,
+        vllm_mode=rollout.vllm_mode,
+        vllm_gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        learning_rate=training.learning_rate,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.warmup_steps,
+        lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (method.md §8)
+        max_grad_norm=training.max_grad_norm,
+        # token: mean over every token of the micro-batch ("bnpo"); seq: per sequence ("grpo").
+        loss_type="bnpo" if algorithm.loss_aggregation == "token" else "grpo",
+        epsilon=algorithm.clip_low,
+        epsilon_high=algorithm.clip_high,
+        delta=algorithm.dual_clip,  # TRL's ratio cap = dual clip for A < 0 (see test_trl_contract)
+        beta=algorithm.kl_coef,
+        num_iterations=algorithm.num_iterations,
+        seed=training.seed,
+        data_seed=training.seed,
+        bf16=training.bf16,
+        gradient_checkpointing=training.gradient_checkpointing,
+        use_cpu=training.use_cpu or not torch.cuda.is_available(),
+        deepspeed=training.deepspeed,
+        fsdp=training.fsdp,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=training.save_total_limit,
+        logging_steps=config.logging.logging_steps,
+        logging_dir=str(output_dir / "tensorboard"),
+        report_to=config.logging.report_to,
+        disable_tqdm=not config.logging.progress,
+        log_completions=False,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        eval_strategy="no",
+    )
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
+    """Run (or resume) one training run; returns the validation history and the final table."""
+    output_dir = Path(resume) if resume else Path(config.training.output_dir)
+    checkpoint = None
+    if resume:
+        checkpoint = latest_complete_checkpoint(output_dir)
+        if checkpoint is not None:
+            truncate_metrics(output_dir, checkpoint.step)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, output_dir / CONFIG_FILE)
+    if config.training.torch_threads:
+        torch.set_num_threads(config.training.torch_threads)
+    seed_everything(config.training.seed)
+
+    model, processor = load_policy(resolve_model_path(config.model.path), dtype=config.model.dtype)
+    tasks = list(config.data.tasks)
+    prompt_config = prompt_config_for(config)
+    train_records = [r for r in load_split(config, "train") if r.task in tasks]
+    validation_records = [r for r in load_split(config, "validation") if r.task in tasks]
+    stage2_names = sorted({getattr(r, config.data.stage2_key) for r in train_records})
+    task_index = {task: i for i, task in enumerate(tasks)}
+    stage2_index = {name: i for i, name in enumerate(stage2_names)}
+    dataset = training_rows(
+        train_records, prompt_config, task_index, stage2_index, config.data.stage2_key
+    )
+
+    envelopes, bands = task_tensors(config, tasks)
+    rewards = RewardComponents(envelopes, length_enabled=config.shaping.length)
+    weights = list(config.algorithm.reward_weights)
+    if not config.shaping.length:
+        weights[2] = 0.0
+    method = MethodSettings(
+        estimator=config.algorithm.estimator,
+        estimator_options={
+            "tie_atol": config.algorithm.tie_atol,
+            "per_task": config.algorithm.per_task,
+            "keep_tied_groups": config.algorithm.keep_tied_groups,
+        },
+        multi_component=config.algorithm.multi_component,
+        reward_weights=tuple(weights),
+        task_names=tuple(tasks),
+        stage2_names=tuple(stage2_names),
+        entropy_bands=bands if config.shaping.entropy else None,
+        entropy_coef=config.shaping.entropy_coef if config.shaping.entropy else 0.0,
+        entropy_estimate=config.shaping.entropy_estimate,
+    )
+    args = grpo_arguments(config, output_dir, processor)
+    validation = ValidationCallback(
+        processor=processor,
+        records=validation_records,
+        prompt_config=prompt_config,
+        output_dir=output_dir,
+        every=config.training.eval_steps,
+        batch_size=config.training.eval_batch_size,
+        max_new_tokens=config.rollout.max_new_tokens,
+        temperature=config.training.eval_temperature,
+        tensorboard="tensorboard" in config.logging.report_to,
+        progress=config.logging.progress,
+    )
+    trainer = G2RPOTrainer(
+        model=model,
+        processing_class=processor,
+        reward_funcs=rewards.functions(),
+        args=args,
+        train_dataset=dataset,
+        method=method,
+        callbacks=[MetricsFileCallback(output_dir), validation],
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(output_dir / "final"))
+        processor.save_pretrained(str(output_dir / "final"))
+    history = validation.history(output_dir)
+    table = final_table(history, tasks)
+    if trainer.is_world_process_zero():
+        (output_dir / "results.md").write_text(table + "\n")
+        (output_dir / "results.json").write_text(json.dumps(history, indent=2))
+        if config.logging.plots:
+            write_plots(output_dir, tasks)
+    return RunResult(output_dir=output_dir, validation=history, table=table)
+
+
+def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """The config a run was started with (its ``config.yaml``), plus optional overrides."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: {CONFIG_FILE} is missing")
+    return load_config(path, overrides)

@@ -1,0 +1,237 @@
+"""G²RPO on TRL: ``GRPOTrainer`` with the method's advantages and per-task entropy band.
+
+TRL computes advantages inline in ``_generate_and_score_completions`` with no hook, so the
+override is narrow: the gathered per-component rewards are captured in ``_calculate_rewards``,
+then the returned batch's ``advantages`` are replaced by ours, computed on the full gathered
+batch (every process computes the same tensor and keeps its slice, as TRL does). The entropy band
+is added to TRL's policy loss in ``_compute_loss``. ``tests/test_trl_contract.py`` fails if a
+TRL upgrade moves any of the pieces relied on here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate.utils import gather, gather_object
+from trl import GRPOTrainer
+
+from vlthinker.algorithms import compute_advantages, entropy_band_penalty
+from vlthinker.algorithms.segments import segment_count, segment_sum
+
+
+# The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
+COMPONENTS = ("accuracy", "format", "length")
+
+
+@dataclass
+class MethodSettings:
+    """What the trainer adds to TRL: the estimator, its options and per-task shaping."""
+
+    estimator: str = "g2rpo"
+    estimator_options: dict[str, Any] = field(default_factory=dict)
+    multi_component: bool = True
+    reward_weights: tuple[float, ...] = (0.8, 0.1, 0.1)
+    task_names: tuple[str, ...] = ()
+    stage2_names: tuple[str, ...] = ()
+    entropy_bands: torch.Tensor | None = None  # [T, 2]; None disables the band
+    entropy_coef: float = 0.0
+    entropy_estimate: str = "entropy"  # or "neg_logp" (the reference's estimate)
+
+
+def layout_group_ids(total: int, num_generations: int) -> torch.Tensor:
+    """Prompt group of every gathered rollout: TRL's sampler puts each prompt's G rollouts side
+    by side and processes hold contiguous slices, so rollout i belongs to group ``i // G``."""
+    if total % num_generations:
+        raise RuntimeError(f"{total} rollouts do not split into groups of {num_generations}")
+    return torch.arange(total // num_generations).repeat_interleave(num_generations)
+
+
+def batch_advantages(
+    rewards: torch.Tensor,
+    group_ids: torch.Tensor,
+    stage2_ids: torch.Tensor,
+    settings: MethodSettings,
+) -> torch.Tensor:
+    """Advantages of the whole gathered batch from the configured estimator.
+
+    Multi-component G²RPO ranks accuracy, format and length separately inside each group and
+    weights them (method.md §2); every other estimator sees the weighted sum of the components.
+    """
+    weights = torch.tensor(settings.reward_weights, dtype=rewards.dtype)
+    rewards = torch.nan_to_num(rewards, nan=0.0)  # an unscorable completion earns nothing
+    if settings.estimator == "g2rpo" and settings.multi_component:
+        signal = rewards
+    else:
+        signal = (rewards * weights).sum(dim=1)
+    return compute_advantages(
+        settings.estimator,
+        signal,
+        group_ids,
+        stage2_ids,
+        weights=weights,
+        **settings.estimator_options,
+    )
+
+
+def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """Mean of ``values`` per task index (NaN for a task absent from the batch)."""
+    counts = segment_count(task_ids, num_tasks).to(values.dtype)
+    sums = segment_sum(values.to(torch.float64).to(values.dtype), task_ids, num_tasks)
+    return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, torch.nan))
+
+
+def tied_group_share(
+    accuracy: torch.Tensor, group_ids: torch.Tensor, task_ids: torch.Tensor, num_tasks: int, atol
+) -> torch.Tensor:
+    """Per task, the share of prompt groups whose raw accuracy is all tied (no task signal)."""
+    num_groups = int(group_ids.max()) + 1
+    spread = torch.full((num_groups,), -torch.inf).scatter_reduce(
+        0, group_ids, accuracy, "amax"
+    ) - torch.full((num_groups,), torch.inf).scatter_reduce(0, group_ids, accuracy, "amin")
+    group_task = torch.zeros(num_groups, dtype=torch.int64).scatter(0, group_ids, task_ids)
+    tied = (spread <= atol).to(torch.float32)
+    return per_task_means(tied, group_task, num_tasks)
+
+
+class G2RPOTrainer(GRPOTrainer):
+    """TRL's ``GRPOTrainer`` with G²RPO advantages and the per-task entropy band."""
+
+    def __init__(self, *args: Any, method: MethodSettings, **kwargs: Any) -> None:
+        self.method = method
+        self._gathered_rewards: torch.Tensor | None = None
+        self._entropy_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_advantages: torch.Tensor | None = None  # full gathered batch, for tests/logging
+        super().__init__(*args, **kwargs)
+
+    # ------------------------------------------------------------------ advantages
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._gathered_rewards = rewards
+        return rewards
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        rewards = self._gathered_rewards
+        if rewards is None:
+            raise RuntimeError("TRL did not call _calculate_rewards; the override needs updating")
+        self._gathered_rewards = None
+        mode = "train" if self.model.training else "eval"
+        generations = self.num_generations if mode == "train" else self.num_generations_eval
+
+        device = rewards.device
+        task_ids = torch.tensor([x["task_index"] for x in inputs], device=device)
+        stage2_ids = torch.tensor([x["stage2_index"] for x in inputs], device=device)
+        all_tasks = gather(task_ids).cpu()
+        all_stage2 = gather(stage2_ids).cpu()
+        record_ids = gather_object([x["record_id"] for x in inputs])
+        group_ids = layout_group_ids(len(record_ids), generations)
+        self._check_layout(record_ids, generations)
+
+        cpu_rewards = rewards.detach().cpu().to(torch.float64)
+        advantages = batch_advantages(cpu_rewards, group_ids, all_stage2, self.method)
+        self.last_advantages = advantages
+        local = slice(
+            self.accelerator.process_index * len(inputs),
+            (self.accelerator.process_index + 1) * len(inputs),
+        )
+        output["advantages"] = advantages[local].to(device=device, dtype=torch.float32)
+        output["task_index"] = task_ids
+
+        lengths = gather(output["completion_mask"].sum(dim=1)).cpu().to(torch.float64)
+        self._log_task_metrics(mode, cpu_rewards, advantages, lengths, group_ids, all_tasks)
+        return output
+
+    @staticmethod
+    def _check_layout(record_ids: list[str], generations: int) -> None:
+        """Fail loudly if TRL ever stops putting a prompt's rollouts side by side."""
+        for start in range(0, len(record_ids), generations):
+            block = record_ids[start : start + generations]
+            if len(set(block)) != 1:
+                raise RuntimeError(
+                    f"rollouts {start}..{start + generations - 1} come from different prompts "
+                    f"({sorted(set(block))[:3]}); this TRL version no longer groups a prompt's "
+                    "rollouts contiguously"
+                )
+
+    def _log_task_metrics(self, mode, rewards, advantages, lengths, group_ids, task_ids) -> None:
+        names = self.method.task_names
+        num_tasks = len(names)
+        metrics = self._metrics[mode]
+        columns = {name: rewards[:, i] for i, name in enumerate(COMPONENTS)}
+        columns["reward"] = (rewards * torch.tensor(self.method.reward_weights)).sum(dim=1)
+        columns["length_tokens"] = lengths
+        columns["advantage_mean"] = advantages
+        for label, values in columns.items():
+            means = per_task_means(values, task_ids, num_tasks)
+            for name, value in zip(names, means.tolist(), strict=True):
+                if value == value:  # skip NaN: task absent from this batch
+                    metrics[f"{name}/{label}"].append(value)
+        squares = per_task_means(advantages**2, task_ids, num_tasks)
+        means = per_task_means(advantages, task_ids, num_tasks)
+        stds = torch.sqrt((squares - means**2).clamp(min=0))
+        tied = tied_group_share(
+            rewards[:, 0],
+            group_ids,
+            task_ids,
+            num_tasks,
+            self.method.estimator_options.get("tie_atol", 1e-6),
+        )
+        for name, std, share in zip(names, stds.tolist(), tied.tolist(), strict=True):
+            if std == std:
+                metrics[f"{name}/advantage_std"].append(std)
+                metrics[f"{name}/tied_group_share"].append(share)
+
+    # ------------------------------------------------------------------ entropy band
+    def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):
+        logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        if kwargs.get("compute_entropy") and torch.is_grad_enabled():
+            self._entropy_inputs = (logps, entropies)
+        return logps, entropies, aux
+
+    def _compute_loss(self, model, inputs):
+        self._entropy_inputs = None
+        loss = super()._compute_loss(model, inputs)
+        if self._entropy_inputs is None:
+            return loss
+        logps, entropies = self._entropy_inputs
+        self._entropy_inputs = None
+        mask = inputs["completion_mask"]
+        if "tool_mask" in inputs:
+            mask = mask * inputs["tool_mask"]
+        tasks = inputs["task_index"]
+        mode = "train" if self.model.training else "eval"
+        token_estimate = entropies if self.method.entropy_estimate == "entropy" else -logps
+        bands = self.method.entropy_bands
+        if bands is not None and self.method.entropy_coef > 0:
+            penalty, _info = entropy_band_penalty(
+                token_estimate,
+                mask,
+                tasks,
+                bands.to(token_estimate.device),
+                self.method.entropy_coef,
+            )
+            normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+            loss = loss + penalty / normalizer
+            self._metrics[mode]["entropy_band_penalty"].append(float(penalty.detach()))
+        self._log_task_loss_metrics(mode, logps.detach(), entropies.detach(), mask, tasks, inputs)
+        return loss
+
+    def _log_task_loss_metrics(self, mode, logps, entropies, mask, tasks, inputs) -> None:
+        names = self.method.task_names
+        weight = mask.to(logps.dtype)
+        tokens = segment_sum(weight.sum(dim=1), tasks, len(names))
+        entropy = segment_sum((entropies * weight).sum(dim=1), tasks, len(names))
+        old = inputs.get("old_per_token_logps")
+        ratio = torch.exp(logps - old) if old is not None else torch.ones_like(logps)
+        advantages = inputs["advantages"][:, None]
+        clipped = ((ratio < 1 - self.epsilon_low) & (advantages < 0)) | (
+            (ratio > 1 + self.epsilon_high) & (advantages > 0)
+        )
+        clip = segment_sum((clipped.to(weight.dtype) * weight).sum(dim=1), tasks, len(names))
+        present = tokens > 0
+        for i, name in enumerate(names):
+            if bool(present[i]):
+                self._metrics[mode][f"{name}/entropy"].append(float(entropy[i] / tokens[i]))
+                self._metrics[mode][f"{name}/clip_frac"].append(float(clip[i] / tokens[i]))
