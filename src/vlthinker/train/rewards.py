@@ -17,6 +17,7 @@ from vlthinker.algorithms import trapezoid_length_score
 from vlthinker.rewards import score_batch
 from vlthinker.train.trainer import COMPONENTS
 
+
 def completion_text(completion: Any) -> str:
     """TRL passes conversational completions as message lists; plain ones as strings."""
     if isinstance(completion, str):

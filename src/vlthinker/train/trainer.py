@@ -20,7 +20,6 @@ from trl import GRPOTrainer
 from vlthinker.algorithms import compute_advantages, entropy_band_penalty
 from vlthinker.algorithms.segments import segment_count, segment_sum
 
-
 # The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
 COMPONENTS = ("accuracy", "format", "length")
 
@@ -78,7 +77,7 @@ def batch_advantages(
 def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int) -> torch.Tensor:
     """Mean of ``values`` per task index (NaN for a task absent from the batch)."""
     counts = segment_count(task_ids, num_tasks).to(values.dtype)
-    sums = segment_sum(values.to(torch.float64).to(values.dtype), task_ids, num_tasks)
+    sums = segment_sum(values, task_ids, num_tasks)
     return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, torch.nan))
 
 
@@ -93,6 +92,58 @@ def tied_group_share(
     group_task = torch.zeros(num_groups, dtype=torch.int64).scatter(0, group_ids, task_ids)
     tied = (spread <= atol).to(torch.float32)
     return per_task_means(tied, group_task, num_tasks)
+
+
+@dataclass
+class BatchAdvantages:
+    rewards: torch.Tensor  # [N, K] gathered, float64, CPU
+    group_ids: torch.Tensor  # [N]
+    task_ids: torch.Tensor  # [N] content task index
+    advantages: torch.Tensor  # [N] for the whole gathered batch
+    local_advantages: torch.Tensor  # this process's slice
+    local_task_ids: torch.Tensor
+
+
+def distributed_advantages(
+    process_index: int,
+    gathered_rewards: torch.Tensor,
+    local_inputs: list[dict[str, Any]],
+    generations: int,
+    settings: MethodSettings,
+) -> BatchAdvantages:
+    """Advantages computed identically on every process from the full gathered batch.
+
+    ``gathered_rewards`` is every process's ``[n, K]`` rewards concatenated in process order (TRL
+    gathers them so); the task and stage-2 ids and record ids of the local inputs are gathered
+    the same way, so each process slices out exactly the advantages one process would have
+    computed for its rollouts.
+    """
+    device = gathered_rewards.device
+    local_tasks = torch.tensor([x["task_index"] for x in local_inputs], device=device)
+    local_stage2 = torch.tensor([x["stage2_index"] for x in local_inputs], device=device)
+    task_ids = gather(local_tasks).cpu()
+    stage2_ids = gather(local_stage2).cpu()
+    record_ids = gather_object([x["record_id"] for x in local_inputs])
+    check_layout(record_ids, generations)
+    group_ids = layout_group_ids(len(record_ids), generations)
+    rewards = gathered_rewards.detach().cpu().to(torch.float64)
+    advantages = batch_advantages(rewards, group_ids, stage2_ids, settings)
+    local = slice(process_index * len(local_inputs), (process_index + 1) * len(local_inputs))
+    return BatchAdvantages(
+        rewards, group_ids, task_ids, advantages, advantages[local], local_tasks.cpu()
+    )
+
+
+def check_layout(record_ids: list[str], generations: int) -> None:
+    """Fail loudly if TRL ever stops putting a prompt's rollouts side by side."""
+    for start in range(0, len(record_ids), generations):
+        block = record_ids[start : start + generations]
+        if len(set(block)) != 1:
+            raise RuntimeError(
+                f"rollouts {start}..{start + generations - 1} come from different prompts "
+                f"({sorted(set(block))[:3]}); this TRL version no longer groups a prompt's "
+                "rollouts contiguously"
+            )
 
 
 class G2RPOTrainer(GRPOTrainer):
@@ -120,40 +171,19 @@ class G2RPOTrainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         generations = self.num_generations if mode == "train" else self.num_generations_eval
 
-        device = rewards.device
-        task_ids = torch.tensor([x["task_index"] for x in inputs], device=device)
-        stage2_ids = torch.tensor([x["stage2_index"] for x in inputs], device=device)
-        all_tasks = gather(task_ids).cpu()
-        all_stage2 = gather(stage2_ids).cpu()
-        record_ids = gather_object([x["record_id"] for x in inputs])
-        group_ids = layout_group_ids(len(record_ids), generations)
-        self._check_layout(record_ids, generations)
-
-        cpu_rewards = rewards.detach().cpu().to(torch.float64)
-        advantages = batch_advantages(cpu_rewards, group_ids, all_stage2, self.method)
-        self.last_advantages = advantages
-        local = slice(
-            self.accelerator.process_index * len(inputs),
-            (self.accelerator.process_index + 1) * len(inputs),
+        batch = distributed_advantages(
+            self.accelerator.process_index, rewards, inputs, generations, self.method
         )
-        output["advantages"] = advantages[local].to(device=device, dtype=torch.float32)
-        output["task_index"] = task_ids
+        self.last_advantages = batch.advantages
+        device = rewards.device
+        output["advantages"] = batch.local_advantages.to(device=device, dtype=torch.float32)
+        output["task_index"] = batch.local_task_ids.to(device)
 
         lengths = gather(output["completion_mask"].sum(dim=1)).cpu().to(torch.float64)
-        self._log_task_metrics(mode, cpu_rewards, advantages, lengths, group_ids, all_tasks)
+        self._log_task_metrics(
+            mode, batch.rewards, batch.advantages, lengths, batch.group_ids, batch.task_ids
+        )
         return output
-
-    @staticmethod
-    def _check_layout(record_ids: list[str], generations: int) -> None:
-        """Fail loudly if TRL ever stops putting a prompt's rollouts side by side."""
-        for start in range(0, len(record_ids), generations):
-            block = record_ids[start : start + generations]
-            if len(set(block)) != 1:
-                raise RuntimeError(
-                    f"rollouts {start}..{start + generations - 1} come from different prompts "
-                    f"({sorted(set(block))[:3]}); this TRL version no longer groups a prompt's "
-                    "rollouts contiguously"
-                )
 
     def _log_task_metrics(self, mode, rewards, advantages, lengths, group_ids, task_ids) -> None:
         names = self.method.task_names
