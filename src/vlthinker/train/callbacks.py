@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from vlthinker.data import PromptConfig, Record
-from vlthinker.train.checkpoints import METRICS_FILE
+from vlthinker.train.run_folder import append_metrics, read_metrics
 
-
-def append_metrics(output_dir: Path, entry: dict[str, Any]) -> None:
-    with (output_dir / METRICS_FILE).open("a") as handle:
-        handle.write(json.dumps(entry, allow_nan=True) + "\n")
-
-
-def read_metrics(output_dir: str | Path) -> list[dict[str, Any]]:
-    path = Path(output_dir) / METRICS_FILE
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+if TYPE_CHECKING:
+    from vlthinker.data import PromptConfig, Record
 
 
 class MetricsFileCallback(TrainerCallback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from vlthinker.train.callbacks import read_metrics
+from vlthinker.train.run_folder import read_metrics
 
 PLOTTED = (
     ("reward", "reward (weighted)"),

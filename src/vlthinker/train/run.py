@@ -16,11 +16,11 @@ from vlthinker.algorithms import length_envelope
 from vlthinker.data import PromptConfig, Record, load_records, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
 from vlthinker.train.callbacks import MetricsFileCallback, ValidationCallback
-from vlthinker.train.checkpoints import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.config import RunConfig, dump_config, load_config
 from vlthinker.train.dataset import training_rows
 from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
+from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.trainer import G2RPOTrainer, MethodSettings
 
 CONFIG_FILE = "config.yaml"

@@ -1,4 +1,4 @@
-"""Finding the checkpoint to resume from after a crash or a SIGKILL at any moment."""
+"""The run folder: metrics.jsonl, and the checkpoint to resume from after a crash or SIGKILL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Written by HF Trainer after the model, optimizer, scheduler and RNG state: a checkpoint whose
 # trainer_state.json parses was saved completely.
@@ -60,3 +61,15 @@ def truncate_metrics(run_dir: str | Path, step: int) -> int:
             kept.append(line)
     path.write_text("".join(f"{line}\n" for line in kept))
     return dropped
+
+
+def append_metrics(run_dir: str | Path, entry: dict[str, Any]) -> None:
+    with (Path(run_dir) / METRICS_FILE).open("a") as handle:
+        handle.write(json.dumps(entry, allow_nan=True) + "\n")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

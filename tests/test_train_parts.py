@@ -1,0 +1,103 @@
+"""The trainer's pieces that need no model: advantages on a gathered batch, per-task metrics,
+resume bookkeeping and the final table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vlthinker.algorithms import g2rpo_advantages, grpo_advantages
+from vlthinker.train.report import final_table
+from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
+from vlthinker.train.trainer import (
+    MethodSettings,
+    batch_advantages,
+    check_layout,
+    layout_group_ids,
+    per_task_means,
+    tied_group_share,
+)
+
+
+def test_batch_advantages_are_multi_component_g2rpo_of_the_gathered_rewards():
+    generator = torch.Generator().manual_seed(3)
+    rewards = torch.rand(24, 3, generator=generator, dtype=torch.float64).round(decimals=1)
+    groups = layout_group_ids(24, 4)
+    stage2 = torch.tensor([0, 1, 0, 1, 1, 0]).repeat_interleave(4)
+    settings = MethodSettings(reward_weights=(0.8, 0.1, 0.1))
+    got = batch_advantages(rewards, groups, stage2, settings)
+    want = g2rpo_advantages(rewards, groups, stage2, weights=[0.8, 0.1, 0.1])
+    assert torch.equal(got, want)
+    # a baseline sees the weighted sum of the components
+    grpo = batch_advantages(rewards, groups, stage2, MethodSettings(estimator="grpo"))
+    weighted = (rewards * torch.tensor([0.8, 0.1, 0.1], dtype=torch.float64)).sum(dim=1)
+    assert torch.allclose(grpo, grpo_advantages(weighted, groups))
+
+
+def test_unscorable_rewards_count_as_zero_not_nan():
+    rewards = torch.tensor([[1.0, 1.0, 1.0], [float("nan")] * 3, [0.0, 1.0, 1.0], [0.0] * 3])
+    advantages = batch_advantages(rewards, layout_group_ids(4, 4), torch.zeros(4), MethodSettings())
+    assert bool(torch.isfinite(advantages).all())
+    assert float(advantages[0]) > 0 > float(advantages[1])
+
+
+def test_layout_check_catches_mixed_prompts():
+    check_layout(["a", "a", "b", "b"], 2)
+    with pytest.raises(RuntimeError, match="different prompts"):
+        check_layout(["a", "b", "b", "b"], 2)
+    with pytest.raises(RuntimeError, match="do not split"):
+        layout_group_ids(5, 2)
+
+
+def test_per_task_means_and_tied_share():
+    values = torch.tensor([1.0, 0.0, 0.5, 0.5, 2.0, 2.0])
+    tasks = torch.tensor([0, 0, 1, 1, 0, 0])
+    means = per_task_means(values, tasks, 3)
+    assert means[:2].tolist() == [1.25, 0.5]  # (1 + 0 + 2 + 2) / 4, (0.5 + 0.5) / 2
+    assert torch.isnan(means[2])  # absent task
+    accuracy = torch.tensor([1.0, 0.0, 0.5, 0.5, 1.0, 1.0])
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    share = tied_group_share(accuracy, groups, tasks, 3, 1e-6)
+    assert share[:2].tolist() == [0.5, 1.0]  # task 0: group 2 tied, group 0 not
+
+
+def _checkpoint(run, step, complete=True):
+    folder = run / f"checkpoint-{step}"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"x")
+    if complete:
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return folder
+
+
+def test_resume_picks_the_latest_complete_checkpoint(tmp_path):
+    assert latest_complete_checkpoint(tmp_path) is None
+    _checkpoint(tmp_path, 2)
+    _checkpoint(tmp_path, 4)
+    _checkpoint(tmp_path, 6, complete=False)  # killed while saving
+    truncated = _checkpoint(tmp_path, 8, complete=False)
+    (truncated / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    found = latest_complete_checkpoint(tmp_path)
+    assert found is not None and found.step == 4
+
+
+def test_truncate_metrics_drops_lines_past_the_checkpoint_and_torn_lines(tmp_path):
+    lines = [json.dumps({"step": s, "loss": s}) for s in (0, 1, 2, 3)] + ['{"step": 4, "lo']
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert truncate_metrics(tmp_path, 2) == 2
+    kept = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [k["step"] for k in kept] == [0, 1, 2]
+
+
+def test_final_table_start_versus_end():
+    history = [
+        {"step": 0, "math/accuracy": 0.25, "math/format": 0.9, "ocr/accuracy": 0.5},
+        {"step": 30, "math/accuracy": 0.5, "math/format": 1.0, "ocr/accuracy": 0.25},
+    ]
+    table = final_table(history, ["math", "ocr", "chart"])
+    assert "| math | 0.250 | 0.500 | +0.250 | 0.900 | 1.000 |" in table
+    assert "| ocr | 0.500 | 0.250 | -0.250 | — | — |" in table
+    assert "chart" not in table
+    assert "| **mean** | 0.375 | 0.375 | +0.000 |" in table
