@@ -144,20 +144,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
-    """Run (or resume) one training run; returns the validation history and the final table."""
-    output_dir = Path(resume) if resume else Path(config.training.output_dir)
-    checkpoint = None
-    if resume:
-        checkpoint = latest_complete_checkpoint(output_dir)
-        if checkpoint is not None:
-            truncate_metrics(output_dir, checkpoint.step)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, output_dir / CONFIG_FILE)
+@dataclass
+class BuiltRun:
+    trainer: G2RPOTrainer
+    processor: Any
+    validation: ValidationCallback
+    tasks: list[str]
+
+
+def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
+    """Model, data, reward components and the G²RPO trainer for ``config``."""
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     seed_everything(config.training.seed)
-
     model, processor = load_policy(resolve_model_path(config.model.path), dtype=config.model.dtype)
     tasks = list(config.data.tasks)
     prompt_config = prompt_config_for(config)
@@ -190,7 +189,6 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
         entropy_coef=config.shaping.entropy_coef if config.shaping.entropy else 0.0,
         entropy_estimate=config.shaping.entropy_estimate,
     )
-    args = grpo_arguments(config, output_dir, processor)
     validation = ValidationCallback(
         processor=processor,
         records=validation_records,
@@ -207,22 +205,36 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
         model=model,
         processing_class=processor,
         reward_funcs=rewards.functions(),
-        args=args,
+        args=grpo_arguments(config, output_dir, processor),
         train_dataset=dataset,
         method=method,
         callbacks=[MetricsFileCallback(output_dir), validation],
     )
+    return BuiltRun(trainer, processor, validation, tasks)
+
+
+def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
+    """Run (or resume) one training run; returns the validation history and the final table."""
+    output_dir = Path(resume) if resume else Path(config.training.output_dir)
+    checkpoint = None
+    if resume:
+        checkpoint = latest_complete_checkpoint(output_dir)
+        if checkpoint is not None:
+            truncate_metrics(output_dir, checkpoint.step)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    dump_config(config, output_dir / CONFIG_FILE)
+    built = build_trainer(config, output_dir)
+    trainer = built.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
+    history = built.validation.history(output_dir)
+    table = final_table(history, built.tasks)
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir / "final"))
-        processor.save_pretrained(str(output_dir / "final"))
-    history = validation.history(output_dir)
-    table = final_table(history, tasks)
-    if trainer.is_world_process_zero():
+        built.processor.save_pretrained(str(output_dir / "final"))
         (output_dir / "results.md").write_text(table + "\n")
         (output_dir / "results.json").write_text(json.dumps(history, indent=2))
         if config.logging.plots:
-            write_plots(output_dir, tasks)
+            write_plots(output_dir, built.tasks)
     return RunResult(output_dir=output_dir, validation=history, table=table)
 
 
