@@ -25,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--image-size", type=int, default=112)
     synth.set_defaults(func=run_synth)
 
-    check = actions.add_parser("check", help="validate a data set; print per-task counts and problems")
+    check = actions.add_parser(
+        "check", help="validate a data set; print per-task counts and problems"
+    )
     check.add_argument("path", type=Path)
     check.add_argument("--split", default=None, help="split of a saved `datasets` DatasetDict")
     check.add_argument("--max-problems", type=int, default=20)
@@ -34,7 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     records = synthetic.generate(
-        args.n, seed=args.seed, tasks=args.tasks, difficulty=args.difficulty, image_size=args.image_size
+        args.n,
+        seed=args.seed,
+        tasks=args.tasks,
+        difficulty=args.difficulty,
+        image_size=args.image_size,
     )
     path = write_records(records, args.out)
     counts = Counter(r.task for r in records)

@@ -93,7 +93,9 @@ def iter_raw(path: Path, *, split: str | None = None) -> Iterator[tuple[str, Any
             yield from _iter_saved_dataset(path, split)
             return
         files = sorted(
-            p for p in path.rglob("*") if p.suffix in (".json", ".jsonl", ".parquet") and p.is_file()
+            p
+            for p in path.rglob("*")
+            if p.suffix in (".json", ".jsonl", ".parquet") and p.is_file()
         )
         if not files:
             raise FileNotFoundError(f"no .json, .jsonl or .parquet files in {path}")
@@ -109,13 +111,19 @@ def iter_raw(path: Path, *, split: str | None = None) -> Iterator[tuple[str, Any
                 try:
                     yield origin, json.loads(line), path.parent
                 except json.JSONDecodeError as error:
-                    yield origin, RecordError(origin, "<line>", f"invalid JSON: {error}"), path.parent
+                    yield (
+                        origin,
+                        RecordError(origin, "<line>", f"invalid JSON: {error}"),
+                        path.parent,
+                    )
     elif path.suffix == ".json":
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):
             data = next((data[k] for k in ("data", "records", "items") if k in data), None)
         if not isinstance(data, list):
-            raise RecordError(str(path), "<file>", "expected a list of records (or {'data': [...]})")
+            raise RecordError(
+                str(path), "<file>", "expected a list of records (or {'data': [...]})"
+            )
         for index, raw in enumerate(data):
             yield f"{path}#{index}", raw, path.parent
     elif path.suffix == ".parquet":
@@ -158,7 +166,9 @@ def _from_reference(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
         mapped = (problem_type, {})
     if mapped is None:
         known = sorted(REFERENCE_PROBLEM_TYPES) + list(ANSWER_TYPES)
-        raise RecordError(origin, "problem_type", f"unknown answer type {problem_type!r}; known: {known}")
+        raise RecordError(
+            origin, "problem_type", f"unknown answer type {problem_type!r}; known: {known}"
+        )
     answer_type, verifier_meta = mapped
     task_type = _text(raw, "task_type", origin)
     meta = {**verifier_meta, **_dict(raw, "meta", origin)}
@@ -180,7 +190,11 @@ def _from_reference(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
 def _from_plain(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
     answer_type = _text(raw, "answer_type", origin)
     if answer_type not in ANSWER_TYPES:
-        raise RecordError(origin, "answer_type", f"unknown answer type {answer_type!r}; known: {list(ANSWER_TYPES)}")
+        raise RecordError(
+            origin,
+            "answer_type",
+            f"unknown answer type {answer_type!r}; known: {list(ANSWER_TYPES)}",
+        )
     images = raw.get("images", raw.get("image", []))
     return Record(
         id=str(raw.get("id", origin)),
@@ -208,7 +222,9 @@ def parse_answer(value: Any, answer_type: str, origin: str) -> Any:
             raise RecordError(origin, "answer", "empty <answer></answer>")
     if answer_type != "grounding":
         if isinstance(value, bool) or not isinstance(value, str | int | float | list):
-            raise RecordError(origin, "answer", f"expected text or a number, got {type(value).__name__}")
+            raise RecordError(
+                origin, "answer", f"expected text or a number, got {type(value).__name__}"
+            )
         return value
     box = value
     if isinstance(box, str):

@@ -76,7 +76,9 @@ def decode_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> I
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         where = "bytes" if isinstance(ref, bytes) else str(ref)
-        raise RecordError(origin, field_name, f"corrupt or unreadable image ({where}): {error}") from error
+        raise RecordError(
+            origin, field_name, f"corrupt or unreadable image ({where}): {error}"
+        ) from error
 
 
 def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> ImageRef:
@@ -95,7 +97,9 @@ def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> Image
             return image_ref(value["path"], base_dir, origin, field_name)
         raise RecordError(origin, field_name, "image dict has neither 'bytes' nor 'path'")
     if not isinstance(value, str) or not value:
-        raise RecordError(origin, field_name, f"expected an image path or bytes, got {type(value).__name__}")
+        raise RecordError(
+            origin, field_name, f"expected an image path or bytes, got {type(value).__name__}"
+        )
     if value.startswith("data:image"):
         value = value.split(",", 1)[-1]
         return _b64(value, origin, field_name)
@@ -104,10 +108,24 @@ def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> Image
         path = (base_dir / path).resolve()
     if path.is_file():
         return str(path)
-    # Long strings that are not files are most likely base64 payloads.
-    if len(value) > 256 and "/" not in value[:64].replace("+", ""):
-        return _b64(value, origin, field_name)
+    payload = _maybe_b64_image(value)
+    if payload is not None:
+        return payload
     raise RecordError(origin, field_name, f"image file not found: {path}")
+
+
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _maybe_b64_image(text: str) -> bytes | None:
+    """Bytes of ``text`` read as base64, if that gives an image file's signature."""
+    if len(text) < 16 or len(text) % 4:
+        return None
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return data if data.startswith(_IMAGE_MAGIC) else None
 
 
 def _b64(text: str, origin: str, field_name: str) -> bytes:

@@ -57,7 +57,9 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def _shape(draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], color: str) -> None:
+def _shape(
+    draw: ImageDraw.ImageDraw, shape: str, box: tuple[int, int, int, int], color: str
+) -> None:
     x1, y1, x2, y2 = box
     fill = COLORS[color]
     if shape == "circle":
@@ -96,7 +98,9 @@ def _math(rng: random.Random, size: int, difficulty: float, index: int) -> Recor
         x = i * slot + rng.randint(2, max(2, slot - size // 4 - 4))
         y = rng.randint(4, size - size // 4 - 8)
         canvas.draw.text((x, y), str(number), fill=(rng.randint(0, 60),) * 3, font=font)
-    listed = " and ".join(str(n) for n in numbers) if count == 2 else "{}, {} and {}".format(*numbers)
+    listed = (
+        " and ".join(str(n) for n in numbers) if count == 2 else "{}, {} and {}".format(*numbers)
+    )
     if count == 2 and rng.random() < 0.5:
         big, small = max(numbers), min(numbers)
         question = "What is the larger number in the image minus the smaller one?"
@@ -155,7 +159,9 @@ def _ocr(rng: random.Random, size: int, difficulty: float, index: int) -> Record
     if difficulty > 0.5:
         canvas.image = canvas.image.filter(ImageFilter.GaussianBlur(0.6))
         canvas.draw = ImageDraw.Draw(canvas.image)
-    return _record(index, "ocr", "ocr", "What text is written in the image?", word, canvas, None)
+    record = _record(index, "ocr", "ocr", "What text is written in the image?", word, canvas, None)
+    record.meta["metric"] = "anls"  # partial credit per character, as document benchmarks score
+    return record
 
 
 def _grounding(rng: random.Random, size: int, difficulty: float, index: int) -> Record:
@@ -232,7 +238,9 @@ def _vqa(rng: random.Random, size: int, difficulty: float, index: int) -> Record
     rng.shuffle(options)
     _shape(canvas.draw, shape, _free_box(rng, size, size // 3, taken), color)
     question = f"What color is the {shape}?"
-    record = _record(index, "vqa", "multiple_choice", question, "ABCD"[options.index(color)], canvas, None)
+    record = _record(
+        index, "vqa", "multiple_choice", question, "ABCD"[options.index(color)], canvas, None
+    )
     record.options = options
     return record
 

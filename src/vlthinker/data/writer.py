@@ -19,7 +19,9 @@ def reference_answer(record: Record) -> str:
     return f"<answer>{record.answer}</answer>"
 
 
-def write_records(records: Sequence[Record], out_dir: str | Path, name: str = "records.jsonl") -> Path:
+def write_records(
+    records: Sequence[Record], out_dir: str | Path, name: str = "records.jsonl"
+) -> Path:
     """``out_dir/records.jsonl`` with image paths relative to it under ``out_dir/images/``.
 
     Fields follow the reference format (``problem`` with an ``<image>`` marker, ``problem_type``,

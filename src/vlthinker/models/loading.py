@@ -21,7 +21,8 @@ def resolve_model_path(name: str | Path) -> Path:
         path = EMBEDDED_MODELS[key]
         if not (path / "config.json").exists():
             raise FileNotFoundError(
-                f"the embedded model is missing at {path}; rebuild it with scripts/build_tiny_model.sh"
+                f"the embedded model is missing at {path}; "
+                "rebuild it with scripts/build_tiny_model.sh"
             )
         return path
     path = Path(text).expanduser()
@@ -47,7 +48,12 @@ def load_policy(
     from vlthinker.models.processor import load_processor
 
     path = resolve_model_path(name)
-    torch_dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    torch_dtype = {
+        "auto": "auto",
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }[dtype]
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation

@@ -50,7 +50,12 @@ def make_processor(image_processor: Any, tokenizer: Any, chat_template: str | No
         )
         return Qwen3VLProcessor(image_processor, tokenizer, video, chat_template=chat_template)
     cls = _image_only_class(Qwen3VLProcessor)
-    return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=chat_template)
+    return cls(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=None,
+        chat_template=chat_template,
+    )
 
 
 def save_processor(processor: Any, out_dir: str | Path) -> None:
@@ -77,7 +82,7 @@ def save_processor(processor: Any, out_dir: str | Path) -> None:
 
 
 def load_processor(path: str | Path) -> Any:
-    """``AutoProcessor`` where it can work; else the image-only Qwen3-VL processor from the parts."""
+    """``AutoProcessor`` where it can work, else the image-only Qwen3-VL processor from parts."""
     from transformers import AutoProcessor, AutoTokenizer
 
     if torchvision_available():

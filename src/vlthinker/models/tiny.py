@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vlthinker.models.processor import save_processor
 from vlthinker.data import PromptConfig, Record, prompt_text, synthetic, target_text
+from vlthinker.models.processor import save_processor
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -25,7 +25,7 @@ SPECIAL_TOKENS = (
     "<|video_pad|>",
 )
 VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-# Structure tags as whole tokens: the format reward hinges on them, and one token is easier to learn.
+# Structure tags as whole tokens: the format reward hinges on them; one token is easier to learn.
 TAG_TOKENS = ("<think>", "</think>", "<thinking>", "</thinking>", "<answer>", "</answer>")
 
 # Qwen's chat template, reduced to what the project uses: text and image entries per turn.
@@ -78,7 +78,10 @@ def build_tokenizer(spec: TinyVLMSpec):
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -96,7 +99,7 @@ def build_tokenizer(spec: TinyVLMSpec):
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        additional_special_tokens=list(VISION_TOKENS) + ["<|im_start|>"],
+        additional_special_tokens=[*VISION_TOKENS, "<|im_start|>"],
         padding_side="left",  # Qwen's rope index needs left padding for batched generation
         model_max_length=4096,
     )
@@ -129,7 +132,11 @@ def build_model(spec: TinyVLMSpec, tokenizer):
     torch.manual_seed(spec.seed)
     head_dim = spec.hidden_size // spec.heads
     half = head_dim // 2
-    section = [half - 2 * (half // 3), half // 3, half // 3]  # temporal, height, width (sums to half)
+    section = [
+        half - 2 * (half // 3),
+        half // 3,
+        half // 3,
+    ]  # temporal, height, width (sums to half)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     config = Qwen3VLConfig(
         text_config={
@@ -188,3 +195,20 @@ def build_tiny_vlm(out_dir: str | Path, spec: TinyVLMSpec | None = None) -> Path
     save_processor(processor, out)
     (out / "tiny_vlm_spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m vlthinker.models.tiny --out DIR``: build the untrained tiny model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = build_tiny_vlm(args.out, TinyVLMSpec(seed=args.seed))
+    print(f"built the untrained tiny model in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,11 +12,14 @@ from vlthinker.models.loading import vision_token_ids
 
 
 def encode_prompts(
-    processor: Any, messages: Sequence[list[dict[str, Any]]], images: Sequence[Sequence[Image.Image]]
+    processor: Any,
+    messages: Sequence[list[dict[str, Any]]],
+    images: Sequence[Sequence[Image.Image]],
 ) -> Any:
     """Chat template + processor over a batch (left padding, images flattened in prompt order)."""
     texts = [
-        processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in messages
+        processor.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+        for m in messages
     ]
     flat = [image for item in images for image in item]
     processor.tokenizer.padding_side = "left"

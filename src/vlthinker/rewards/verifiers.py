@@ -1,0 +1,402 @@
+"""Accuracy verifiers for text answers: multiple choice, numbers, charts, OCR, counting.
+
+Every verifier takes untrusted prediction text, returns a finite float in [0, 1], and never
+raises on any prediction (bad input scores 0).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rapidfuzz.distance import Levenshtein
+
+from vlthinker.rewards.extract import strip_answer_tags
+from vlthinker.rewards.safety import clamp01, to_text
+
+__all__ = [
+    "anls",
+    "counting",
+    "mean_relative_accuracy",
+    "multiple_choice",
+    "normalize_text",
+    "numeric",
+    "parse_number",
+    "parse_options",
+    "relaxed_accuracy",
+    "wer_score",
+]
+
+# ---------------------------------------------------------------------------- text helpers
+
+_WS = re.compile(r"\s+")
+_LATEX_WRAP = re.compile(r"^\\(?:text|textbf|mathrm|mathbf|boxed)\{(.*)\}$", re.S)
+
+
+def _answer_text(value: Any) -> str:
+    """Sanitized, tag-stripped text of an answer/prediction value."""
+    return strip_answer_tags(to_text(value))
+
+
+def _unwrap(s: str) -> str:
+    """Strip ``$…$``, ``\\text{…}``/``\\boxed{…}`` wrappers and surrounding whitespace (bounded)."""
+    s = s.strip()
+    for _ in range(4):
+        before = s
+        if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
+            s = s.strip("$").strip()
+        m = _LATEX_WRAP.match(s)
+        if m:
+            s = m.group(1).strip()
+        if s == before:
+            break
+    return s
+
+
+def normalize_text(value: Any) -> str:
+    """Lower-case, whitespace-collapsed, wrapper-free text; trailing period dropped."""
+    s = _unwrap(_answer_text(value)).lower()
+    s = _WS.sub(" ", s).strip()
+    return s.rstrip(".").strip()
+
+
+def _alternatives(answer: Any) -> list[Any]:
+    """A list answer means "any of these"; anything else is a single answer."""
+    if isinstance(answer, (list, tuple)):
+        return list(answer)[:64]
+    return [answer]
+
+
+# ---------------------------------------------------------------------------- numbers
+
+_NUM = re.compile(
+    r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d{1,4})?|[-+−]?\.\d+(?:[eE][-+]?\d{1,4})?"
+)
+_FRACTION = re.compile(r"^\s*([-+−]?\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_LATEX_FRAC = re.compile(
+    r"^\s*([-+−]?)\\d?frac\{\s*(\d+(?:\.\d+)?)\s*\}\{\s*(\d+(?:\.\d+)?)\s*\}\s*$"
+)
+_PERCENT = re.compile(r"%|\\%|\bpercent\b|\bper cent\b", re.I)
+_UNIT_POWER = re.compile(r"\^\{?\d\}?|[²³]")
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+
+
+def parse_number(value: Any) -> tuple[float, bool] | None:
+    """Parse one number out of an answer: ``(value, had_percent_sign)`` or None.
+
+    Rule: after unwrapping ``$``/``\\boxed``, the text must hold exactly one number, with no
+    digits before it and none after it except a unit power (``cm^2``); thousands separators
+    (``1,234``), currency signs, units and a percent sign are tolerated; simple fractions
+    ``a/b`` and ``\\frac{a}{b}`` and the words zero..twenty are read too.  Non-finite -> None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            f = float(value)
+        except OverflowError:
+            return None
+        return (f, False) if math.isfinite(f) else None
+    s = _unwrap(_answer_text(value))
+    if not s or len(s) > 200:
+        return None
+    pct = bool(_PERCENT.search(s))
+    word = s.strip().rstrip(".").lower()
+    if word in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[word]), False
+    for pat in (_FRACTION, _LATEX_FRAC):
+        m = pat.match(s.replace("\\%", "").replace("%", ""))
+        if m:
+            sign = -1.0 if m.group(1) in ("-", "−") else 1.0
+            groups = m.groups()[-2:] if pat is _LATEX_FRAC else m.groups()
+            try:
+                num, den = float(groups[0].replace("−", "-")), float(groups[1])
+            except ValueError:
+                return None
+            if den == 0:
+                return None
+            v = (sign * num / den) if pat is _LATEX_FRAC else num / den
+            return (v, pct) if math.isfinite(v) else None
+    m = _NUM.search(s)
+    if m is None:
+        return None
+    prefix, suffix = s[: m.start()], s[m.end() :]
+    if any(c.isdigit() for c in prefix):
+        return None
+    if any(c.isdigit() for c in _UNIT_POWER.sub("", suffix)):
+        return None
+    try:
+        f = float(m.group(0).replace(",", "").replace("−", "-"))
+    except (ValueError, OverflowError):
+        return None
+    if not math.isfinite(f):
+        return None
+    if prefix.rstrip().endswith("-") and f > 0 and "=" not in prefix:
+        f = -f  # "$-5" / "- 5"
+    return f, pct
+
+
+def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
+    """A percent-signed number may mean x or x/100 ("12%" vs 0.12)."""
+    v, pct = parsed
+    return (v, v / 100.0) if pct else (v,)
+
+
+def numeric(prediction: Any, answer: Any) -> float:
+    """1.0 iff the numbers are equal after rounding to 2 decimals (method.md §6 "numerical").
+
+    Unit, percent and thousands-separator tolerant (see :func:`parse_number`); when either side
+    is not a number, falls back to normalised string equality.  A list answer accepts any.
+    """
+    pred = parse_number(prediction)
+    for ans in _alternatives(answer):
+        gold = parse_number(ans)
+        if pred is not None and gold is not None:
+            for p in _candidates(pred):
+                for g in _candidates(gold):
+                    if round(p, 2) == round(g, 2):
+                        return 1.0
+        elif normalize_text(prediction) == normalize_text(ans) != "":
+            return 1.0
+    return 0.0
+
+
+def relaxed_accuracy(prediction: Any, answer: Any, tolerance: float = 0.05) -> float:
+    """ChartQA relaxed accuracy: numbers within ``tolerance`` relative error of the answer.
+
+    Rule (Masry et al. 2022): if both parse as numbers, correct iff
+    ``|p - a| / |a| <= tolerance`` (exact equality when ``a == 0``); otherwise correct iff the
+    strings are equal case-insensitively.  A trailing ``%`` may mean x or x/100.
+    """
+    pred = parse_number(prediction)
+    for ans in _alternatives(answer):
+        gold = parse_number(ans)
+        if pred is not None and gold is not None:
+            for p in _candidates(pred):
+                for g in _candidates(gold):
+                    if (g == 0 and p == 0) or (g != 0 and abs(p - g) / abs(g) <= tolerance):
+                        return 1.0
+        elif normalize_text(prediction) == normalize_text(ans):
+            return 1.0
+    return 0.0
+
+
+_MRA_THRESHOLDS = tuple(range(50, 100, 5))  # 0.50, 0.55, ..., 0.95 in hundredths
+
+
+def mean_relative_accuracy(prediction: Any, answer: Any) -> float:
+    """Mean relative accuracy (the reference's "regression" reward).
+
+    Rule: over thresholds θ = 0.50, 0.55, …, 0.95, the share with ``|p - a| / |a| < 1 - θ``.
+    When ``a == 0`` the relative error is 0 for ``p == 0`` and infinite otherwise.  A
+    non-number scores 0; a list answer takes the best alternative.
+    """
+    pred = parse_number(prediction)
+    if pred is None:
+        return 0.0
+    best = 0.0
+    for ans in _alternatives(answer):
+        gold = parse_number(ans)
+        if gold is None:
+            continue
+        p, g = pred[0], gold[0]
+        rel = (0.0 if p == 0 else math.inf) if g == 0 else abs(p - g) / abs(g)
+        hits = sum(1 for t in _MRA_THRESHOLDS if rel < (100 - t) / 100)
+        best = max(best, hits / len(_MRA_THRESHOLDS))
+    return clamp01(best)
+
+
+# ---------------------------------------------------------------------------- multiple choice
+
+_LETTERS = "ABCDEFGHIJ"
+_MC_PREFIX = re.compile(
+    r"^(?:the\s+)?(?:final\s+|correct\s+|best\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:：]?\s*",
+    re.I,
+)
+_MC_LETTER = re.compile(r"^(?:\(([A-J])\)|\[([A-J])\]|([A-J])(?:[.:：)]|$))")
+_OPTION_PREFIX = re.compile(r"^\s*[\(\[]?([A-Ja-j])[\)\]]?\s*[.:：)]\s*(.*)$", re.S)
+
+
+def parse_options(options: Any) -> list[tuple[str, str]]:
+    """Options as ``[(letter, text), …]`` from ``["A. clothing", …]``, plain texts, or the
+    reference data's string form ``"['A. clothing', …]"``."""
+    if options is None:
+        return []
+    if isinstance(options, str):
+        raw = options.strip()[:20000]
+        if not raw or raw == "[]":
+            return []
+        parsed: Any = None
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            try:
+                parsed = ast.literal_eval(raw)  # data, not model text; literal syntax only
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                return []
+        options = parsed
+    if not isinstance(options, Iterable) or isinstance(options, (str, bytes, dict)):
+        return []
+    out: list[tuple[str, str]] = []
+    for i, opt in enumerate(list(options)[: len(_LETTERS)]):
+        text = to_text(opt)
+        m = _OPTION_PREFIX.match(text)
+        if m:
+            out.append((m.group(1).upper(), m.group(2)))
+        else:
+            out.append((_LETTERS[i], text))
+    return out
+
+
+def _choice_letter(text: str) -> str | None:
+    """The option letter a prediction names: "B", "(B)", "B.", "Answer: B", "B. dogs"."""
+    s = _MC_PREFIX.sub("", _unwrap(text), count=1).strip()
+    bare = s.strip("()[]. ")
+    if len(bare) == 1 and bare.upper() in _LETTERS and len(s) <= 4:
+        return bare.upper()
+    m = _MC_LETTER.match(s)
+    if m is None:
+        return None
+    return next(g for g in m.groups() if g)
+
+
+def _choice_text(text: str) -> str:
+    """The option text a prediction names ("B. dogs" -> "dogs", "dogs" -> "dogs")."""
+    s = _MC_PREFIX.sub("", _unwrap(text), count=1).strip()
+    m = _OPTION_PREFIX.match(s)
+    return m.group(2) if m else s
+
+
+def _mc_norm(s: str) -> str:
+    return normalize_text(s).strip(" .;:!\"'")
+
+
+def _is_bare_letter(text: str) -> bool:
+    bare = _MC_PREFIX.sub("", _unwrap(text), count=1).strip().strip("()[]. ")
+    return len(bare) == 1 and bare.upper() in _LETTERS
+
+
+def multiple_choice(prediction: Any, answer: Any, options: Any = None) -> float:
+    """1.0 iff the chosen letter (A–J) or option text equals the key.
+
+    Rule: the key is a letter ("C", "(C)"), a lettered option ("C. human") or an option text
+    ("human", whose letter is looked up in ``options``).  A prediction whose text equals the
+    key's option text is correct; otherwise its letter is read tolerantly ("(B)", "B.",
+    "Answer: B", "B. dogs") and compared with the key's letter.  Case/whitespace-insensitive.
+    """
+    pred = _answer_text(prediction)
+    opts = parse_options(options)
+    by_letter = {letter: text for letter, text in opts}
+    pred_letter = _choice_letter(pred)
+    pred_text = _mc_norm(_choice_text(pred))
+    for ans in _alternatives(answer):
+        ans_text = _answer_text(ans)
+        gold_letter = _choice_letter(ans_text)
+        if gold_letter is not None and _is_bare_letter(ans_text):
+            gold_text = by_letter.get(gold_letter)
+        elif gold_letter is not None:
+            gold_text = _choice_text(ans_text)
+        else:
+            gold_text = ans_text
+            gold_letter = next(
+                (lt for lt, t in opts if _mc_norm(t) == _mc_norm(ans_text) != ""), None
+            )
+        if gold_text is not None and pred_text and pred_text == _mc_norm(gold_text):
+            return 1.0
+        if pred_letter is not None and pred_letter == gold_letter:
+            return 1.0
+    return 0.0
+
+
+# ---------------------------------------------------------------------------- OCR
+
+
+def _ocr_norm(s: Any) -> str:
+    return " ".join(_answer_text(s).lower().split())
+
+
+def anls(prediction: Any, answers: str | Sequence[str], threshold: float = 0.5) -> float:
+    """DocVQA ANLS for one question: ``max_a (1 - NL(p, a)) if NL < threshold else 0``.
+
+    NL is the Levenshtein distance divided by the longer string's length (rapidfuzz), on
+    lower-cased, whitespace-collapsed strings.
+    """
+    pred = _ocr_norm(prediction)
+    best = 0.0
+    for ans in _alternatives(answers):
+        nl = Levenshtein.normalized_distance(pred, _ocr_norm(ans))
+        if nl < threshold:
+            best = max(best, 1.0 - nl)
+    return clamp01(best)
+
+
+def wer_score(prediction: Any, answer: Any) -> float:
+    """``max(0, 1 - WER)`` where WER = word edit distance / number of reference words.
+
+    Words are whitespace tokens of the (case-preserving) texts; the edit distance is
+    rapidfuzz's Levenshtein on token lists.  An empty reference gives 1 for an empty
+    prediction and 0 otherwise.  A list answer takes the best alternative.
+    """
+    pred = _answer_text(prediction).split()
+    best = 0.0
+    for ans in _alternatives(answer):
+        ref = _answer_text(ans).split()
+        if not ref:
+            score = 1.0 if not pred else 0.0
+        else:
+            score = 1.0 - Levenshtein.distance(pred, ref) / len(ref)
+        best = max(best, score)
+    return clamp01(best)
+
+
+# ---------------------------------------------------------------------------- counting
+
+
+def counting(prediction: Any, answer: Any, partial: bool = False) -> float:
+    """Object counting: 1.0 iff the counts are equal; with ``partial``,
+    ``max(0, 1 - |p - a| / max(a, 1))``.  A non-number scores 0."""
+    pred = parse_number(prediction)
+    if pred is None:
+        return 0.0
+    best = 0.0
+    for ans in _alternatives(answer):
+        gold = parse_number(ans)
+        if gold is None:
+            continue
+        p, a = pred[0], gold[0]
+        if p == a:
+            return 1.0
+        if partial:
+            best = max(best, 1.0 - abs(p - a) / max(abs(a), 1.0))
+    return clamp01(best)

@@ -1,0 +1,159 @@
+"""`vlthinker sft`: cold-start supervised fine-tuning with TRL's SFTTrainer.
+
+Rows are prompt–completion pairs: the record's prompt (the same text RL uses) and its reference
+solution wrapped in the configured tags; the loss is on the completion only. The same command
+fine-tunes the embedded tiny model on CPU and a Qwen3-VL checkpoint on GPUs (bf16, optional LoRA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlthinker.data import PromptConfig, Record, load_records, prompt_text, synthetic, target_text
+
+
+@dataclass
+class SFTSettings:
+    model: str = "embedded:tiny_vlm"
+    data: str = "synthetic"  # "synthetic" or a path readable by vlthinker.data.load_records
+    out: str = "runs/sft"
+    synthetic_size: int = 6000
+    synthetic_seed: int = 1
+    difficulty: float = 0.0
+    image_size: int = 112
+    epochs: float = 1.0
+    batch_size: int = 32
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-3
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    bf16: bool = False
+    lora_rank: int = 0
+    think_tag: str = "think"
+    seed: int = 0
+    logging_steps: int = 10
+    report_to: list[str] = field(default_factory=lambda: ["none"])
+
+
+def sft_rows(records: Sequence[Record], prompt_config: PromptConfig) -> Any:
+    """Records → TRL prompt–completion rows with images (conversational form)."""
+    from datasets import Dataset
+
+    rows = []
+    for record in records:
+        if prompt_config.is_reasoning(record.task) and not record.solution:
+            raise ValueError(
+                f"{record.origin}: reasoning task {record.task!r} needs a 'solution' for SFT"
+            )
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": prompt_text(record, prompt_config)}],
+                "completion": [
+                    {"role": "assistant", "content": target_text(record, prompt_config)}
+                ],
+                "images": record.load_images(),
+            }
+        )
+    return Dataset.from_list(rows)
+
+
+def load_sft_records(settings: SFTSettings) -> list[Record]:
+    if settings.data == "synthetic":
+        return synthetic.generate(
+            settings.synthetic_size,
+            seed=settings.synthetic_seed,
+            difficulty=settings.difficulty,
+            image_size=settings.image_size,
+        )
+    return load_records(settings.data)
+
+
+def run_sft(settings: SFTSettings) -> Path:
+    """Fine-tune, save model + processor to ``settings.out``, and return that folder."""
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    from vlthinker.models import load_policy, save_processor
+
+    torch.manual_seed(settings.seed)
+    model, processor = load_policy(settings.model, dtype="bfloat16" if settings.bf16 else "float32")
+    peft_config = None
+    if settings.lora_rank > 0:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=settings.lora_rank,
+            lora_alpha=2 * settings.lora_rank,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    prompt_config = PromptConfig(think_tag=settings.think_tag)
+    rows = sft_rows(load_sft_records(settings), prompt_config)
+    out = Path(settings.out)
+    args = SFTConfig(
+        output_dir=str(out),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        bf16=settings.bf16,
+        completion_only_loss=True,
+        max_length=None,  # truncating would cut image tokens out of the prompt
+        logging_steps=settings.logging_steps,
+        save_strategy="no",
+        report_to=settings.report_to,
+        seed=settings.seed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        processing_class=processor,
+        peft_config=peft_config,
+    )
+    started = time.perf_counter()
+    trainer.train()
+    model = trainer.model
+    if peft_config is not None:
+        model = model.merge_and_unload()
+    model.save_pretrained(out)
+    save_processor(processor, out)
+    summary = {
+        "settings": asdict(settings),
+        "seconds": round(time.perf_counter() - started, 1),
+        "log": trainer.state.log_history,
+    }
+    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sft", help="cold-start supervised fine-tuning (TRL SFTTrainer)")
+    defaults = SFTSettings()
+    for name, value in asdict(defaults).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action="store_true", default=value)
+        elif isinstance(value, list):
+            parser.add_argument(flag, nargs="+", default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+    parser.set_defaults(func=_run_from_args)
+
+
+def _run_from_args(args: argparse.Namespace) -> int:
+    settings = SFTSettings(**{k: getattr(args, k) for k in asdict(SFTSettings())})
+    out = run_sft(settings)
+    print(f"saved the fine-tuned model and processor to {out}")
+    return 0
