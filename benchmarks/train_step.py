@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 from trl import GRPOTrainer
-from vlthinker.models import load_policy, resolve_model_path
 
+from vlthinker.models import load_policy, resolve_model_path
 from vlthinker.train.config import load_config
 from vlthinker.train.run import build_trainer
 

@@ -65,7 +65,7 @@ def prompt_text(record: Record, config: PromptConfig) -> str:
 
 
 def _lettered(options: list[str]) -> list[str]:
-    """Options as ``A. text``; already lettered ones (the reference data's form) stay as they are."""
+    """Options as ``A. text``; lettered ones (the reference data's form) stay as they are."""
     letters = "ABCDEFGHIJ"
     already = all(len(o) > 2 and o[0] in letters and o[1] in ".)" for o in options)
     return list(options) if already else [f"{letters[i]}. {o}" for i, o in enumerate(options)]

@@ -1,0 +1,34 @@
+"""Benchmark adapters: each reads one public release's files into ``vlthinker.data`` records.
+
+One module per benchmark family (the paper's six categories, method.md §7) plus the synthetic
+suite; importing this package registers them all.
+"""
+
+from vlthinker.evaluation.adapters import (  # noqa: F401  (imports register the benchmarks)
+    charts,
+    documents,
+    general,
+    grounding,
+    math_vqa,
+    spatial,
+    synthetic,
+)
+from vlthinker.evaluation.adapters.base import BenchmarkFormatError
+from vlthinker.evaluation.adapters.registry import (
+    CATEGORIES,
+    OTHER,
+    Benchmark,
+    all_benchmarks,
+    get_benchmark,
+    load_benchmark,
+)
+
+__all__ = [
+    "CATEGORIES",
+    "OTHER",
+    "Benchmark",
+    "BenchmarkFormatError",
+    "all_benchmarks",
+    "get_benchmark",
+    "load_benchmark",
+]

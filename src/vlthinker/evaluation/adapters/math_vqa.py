@@ -1,0 +1,236 @@
+"""Math VQA: MathVista (testmini), MathVerse (testmini), MathVision (test).
+
+MathVista and MathVerse are officially scored after an LLM judge extracts the answer; here the
+answer is read from the response's ``<answer>`` tag and checked by rule, so the numbers are
+judge-free and not comparable to judged ones (the results table says so).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vlthinker.evaluation.adapters.base import (
+    LETTERS,
+    BenchmarkFormatError,
+    ImageStore,
+    Row,
+    answer_letter,
+    build_each,
+    inline_options,
+    is_missing,
+    letter_options,
+    make_record,
+    open_answer_type,
+    parse_list,
+    read_rows,
+    take,
+)
+from vlthinker.evaluation.adapters.registry import Benchmark, register
+
+JUDGE_NOTE = "judge-free rule-based answer extraction; not comparable to LLM-judged numbers"
+
+
+def _image(row: Row, store: ImageStore, name: str, fields: tuple[str, ...]) -> list[str]:
+    for field in fields:
+        value = row.data.get(field)
+        if not is_missing(value):
+            return [store.save(value, name, row, field)]
+    raise BenchmarkFormatError(
+        f"{row.where(fields[0])} is missing (no image in {', '.join(fields)})"
+    )
+
+
+# ---------------------------------------------------------------- MathVista
+
+
+def _mathvista_hint(answer_type: str, precision: Any) -> str:
+    if answer_type == "integer":
+        return "Give the final answer as an integer."
+    if answer_type == "float":
+        digits = int(float(precision)) if not is_missing(precision) else 1
+        places = "place" if digits == 1 else "places"
+        return f"Give the final answer as a number with {digits} decimal {places}."
+    if answer_type == "list":
+        return "Give the final answer as a list, e.g. [1, 2, 3]."
+    return ""
+
+
+def load_mathvista(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """MathVista testmini: HF parquet (``decoded_image``, ``choices``, ``question_type``
+    multi_choice / free_form, ``answer_type`` integer / float / text / list, ``precision``),
+    ``annot_testmini.json`` with ``images/``, or VLMEvalKit ``MathVista_MINI.tsv``."""
+    store = ImageStore(image_dir, "mathvista")
+    rows = read_rows(path, prefer=("testmini",), exclude=("source.json",))
+
+    def build(row: Row) -> Any:
+        item_id = row.get("pid", row.get("index", row.get("_key", row.index)))
+        images = _image(row, store, str(item_id), ("decoded_image", "image"))
+        question = row.text("question")
+        answer = row.text("answer")
+        question_type = row.text("question_type", "free_form")
+        kind = row.text("answer_type", "text")
+        unit = row.get("unit")
+        if unit:
+            question = f"{question} (Unit: {unit})"
+        if question_type == "multi_choice":
+            choices = parse_list(row.require("choices"), row, "choices")
+            return make_record(
+                benchmark="mathvista",
+                item_id=item_id,
+                task="math",
+                answer_type="multiple_choice",
+                question=question,
+                answer=answer_letter(answer, choices, row),
+                images=images,
+                options=letter_options(choices),
+            )
+        hint = _mathvista_hint(kind, row.get("precision"))
+        return make_record(
+            benchmark="mathvista",
+            item_id=item_id,
+            task="math",
+            answer_type="numeric" if kind in ("integer", "float") else "math",
+            question=f"{question}\n{hint}" if hint else question,
+            answer=answer,
+            images=images,
+            rule="mathvista",
+            kind=kind,
+            precision=None if is_missing(row.get("precision")) else float(row.get("precision")),
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+# ---------------------------------------------------------------- MathVerse
+
+
+def load_mathverse(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """MathVerse testmini: HF ``testmini.parquet`` / ``testmini.json`` (+ ``images/``) or
+    VLMEvalKit ``MathVerse_MINI.tsv``; ``question_type`` multi-choice (letter key, options in
+    the question text) or free-form; the text-only version is not read (it has no image)."""
+    store = ImageStore(image_dir, "mathverse")
+    rows = read_rows(path, prefer=("testmini",), exclude=("text_only", "text-only"))
+
+    def build(row: Row) -> Any:
+        item_id = row.get("sample_index", row.get("index", row.index))
+        images = _image(row, store, str(item_id), ("image",))
+        question = row.text("question", "").strip()
+        if not question:  # the vision-only version puts the whole question in the image
+            question = "Answer the question shown in the image."
+        answer = row.text("answer").strip()
+        version = row.get("problem_version")
+        if str(row.get("question_type", "")).lower().startswith("multi"):
+            stem, choices = inline_options(question)
+            letter = answer.strip("() ").upper()
+            if letter not in LETTERS[: max(len(choices), 8)]:
+                raise BenchmarkFormatError(
+                    f"{row.where('answer')}: expected an option letter, got {answer!r}"
+                )
+            return make_record(
+                benchmark="mathverse",
+                item_id=item_id,
+                task="math",
+                answer_type="multiple_choice",
+                question=stem if choices else question,
+                answer=letter,
+                images=images,
+                options=letter_options(choices) if choices else None,
+                subset=version,
+            )
+        return make_record(
+            benchmark="mathverse",
+            item_id=item_id,
+            task="math",
+            answer_type=open_answer_type(answer),
+            question=question,
+            answer=answer,
+            images=images,
+            subset=version,
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+# ---------------------------------------------------------------- MathVision
+
+
+def load_mathvision(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """MATH-Vision: HF parquet (``question``, ``options`` list — empty for free-form —,
+    ``decoded_image`` / ``image``, ``answer`` letter or value); the full ``test`` split is read
+    when present, else whatever split is given."""
+    store = ImageStore(image_dir, "mathvision")
+    rows = read_rows(path, prefer=("test-", "test.", "/test"))
+
+    def build(row: Row) -> Any:
+        item_id = row.get("id", row.get("index", row.index))
+        images = _image(row, store, str(item_id), ("decoded_image", "image"))
+        question = row.text("question")
+        answer = row.text("answer").strip()
+        options = row.get("options")
+        choices = parse_list(options, row, "options") if options is not None else []
+        if choices:
+            return make_record(
+                benchmark="mathvision",
+                item_id=item_id,
+                task="math",
+                answer_type="multiple_choice",
+                question=question,
+                answer=answer_letter(answer, choices, row),
+                images=images,
+                options=letter_options(choices),
+                subject=row.get("subject"),
+            )
+        return make_record(
+            benchmark="mathvision",
+            item_id=item_id,
+            task="math",
+            answer_type=open_answer_type(answer),
+            question=question,
+            answer=answer,
+            images=images,
+            subject=row.get("subject"),
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+register(
+    Benchmark(
+        name="mathvista",
+        title="MathVista (testmini)",
+        category="math VQA",
+        metric="accuracy (MCQ letter; free-form: MathVista type/precision rule)",
+        load=load_mathvista,
+        judged=True,
+        note=JUDGE_NOTE,
+        paper=(74.2, 79.5),
+        expected_files="HF AI4Math/MathVista testmini parquet, annot_testmini.json + images/, "
+        "or VLMEvalKit MathVista_MINI.tsv",
+    )
+)
+register(
+    Benchmark(
+        name="mathverse",
+        title="MathVerse (testmini)",
+        category="math VQA",
+        metric="accuracy (MCQ letter; free-form: symbolic equivalence)",
+        load=load_mathverse,
+        judged=True,
+        note=JUDGE_NOTE,
+        paper=(58.1, 65.8),
+        expected_files="HF AI4Math/MathVerse testmini.parquet / testmini.json + images/",
+    )
+)
+register(
+    Benchmark(
+        name="mathvision",
+        title="MathVision",
+        category="math VQA",
+        metric="accuracy (MCQ letter; free-form: symbolic equivalence)",
+        load=load_mathvision,
+        paper=(45.4, 53.4),
+        aliases=("math-vision", "mathv"),
+        expected_files="HF MathLLMs/MathVision parquet (test split)",
+    )
+)

@@ -1,0 +1,182 @@
+"""Spatial reasoning: EmbSpatial-Bench, RefSpatial-Bench, RoboSpatial-Home."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vlthinker.evaluation.adapters.base import (
+    BenchmarkFormatError,
+    ImageStore,
+    Row,
+    answer_letter,
+    build_each,
+    letter_options,
+    make_record,
+    parse_list,
+    read_rows,
+    take,
+)
+from vlthinker.evaluation.adapters.registry import Benchmark, register
+
+# Pointing items have no training verifier; their rule scores them (accuracy = the rule).
+# Their answer type "point" is not a training one, so prompts add no box hint.
+POINT_ANSWER_TYPE = "point"
+POINT_FORMAT = (
+    "Answer with a list of points [(x1, y1), (x2, y2), ...], coordinates normalised to [0, 1] "
+    "(or 0-1000 relative coordinates)."
+)
+
+
+def load_embspatial(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """EmbSpatial-Bench: ``embspatial_bench.json`` (a list of items with ``question``, base64
+    ``image``, ``answer_options`` and the key's 0-based index ``answer``, ``relation``)."""
+    store = ImageStore(image_dir, "embspatial")
+    rows = read_rows(
+        path, suffixes=(".json", ".jsonl", ".parquet"), prefer=("bench",), exclude=("sft",)
+    )
+
+    def build(row: Row) -> Any:
+        item_id = row.get("question_id", row.index)
+        choices = parse_list(row.require("answer_options"), row, "answer_options")
+        return make_record(
+            benchmark="embspatial",
+            item_id=item_id,
+            task="spatial",
+            answer_type="multiple_choice",
+            question=row.text("question").strip().lstrip("'\""),
+            answer=answer_letter(row.require("answer"), choices, row),
+            images=[store.save(row.require("image"), str(item_id), row, "image")],
+            options=letter_options(choices),
+            subset=row.get("relation"),
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+def _split_of(row: Row, names: tuple[str, ...]) -> str | None:
+    lowered = str(row.file).lower()
+    return next((name for name in names if name in lowered), None)
+
+
+def load_refspatial(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """RefSpatial-Bench: HF parquet splits ``location`` and ``placement`` (``image``, ``mask``,
+    ``prompt``, ``suffix``, ``step``); the ``unseen`` split is left out (it is meant for models
+    trained on RefSpatial). Scored by the share of predicted points inside the mask."""
+    store = ImageStore(image_dir, "refspatial")
+    rows = read_rows(path, suffixes=(".parquet", ".json", ".jsonl"), exclude=("unseen",))
+
+    def build(row: Row) -> Any:
+        split = _split_of(row, ("location", "placement")) or "all"
+        item_id = f"{split}-{row.get('id', row.index)}"
+        image_field = "image" if "image" in row.data else "rgb_path"
+        mask_field = "mask" if "mask" in row.data else "mask_path"
+        suffix = row.get("suffix") or POINT_FORMAT
+        return make_record(
+            benchmark="refspatial",
+            item_id=item_id,
+            task="spatial",
+            answer_type=POINT_ANSWER_TYPE,
+            question=f"{row.text('prompt').strip()} {suffix}".strip(),
+            answer=None,
+            images=[store.save(row.require(image_field), item_id, row, image_field)],
+            rule="point_in_mask",
+            mask=store.save(row.require(mask_field), f"{item_id}-mask", row, mask_field),
+            subset=split,
+            step=row.get("step"),
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+def load_robospatial(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
+    """RoboSpatial-Home: HF parquet splits ``configuration`` / ``compatibility`` (yes/no) and
+    ``context`` (a point inside the answer polygon, normalised coordinates), or the evaluation
+    repository's JSON (``question``, ``answer``, ``category``, ``img``)."""
+    store = ImageStore(image_dir, "robospatial")
+    rows = read_rows(path, suffixes=(".parquet", ".json", ".jsonl"))
+    categories = ("configuration", "compatibility", "context")
+
+    def build(row: Row) -> Any:
+        category = str(row.get("category") or _split_of(row, categories) or "unknown").lower()
+        item_id = f"{category}-{row.get('id', row.index)}"
+        image_field = "image" if "image" in row.data else "img"
+        images = [store.save(row.require(image_field), item_id, row, image_field)]
+        answer = row.require("answer")
+        question = row.text("question").strip()
+        text = str(answer).strip().lower()
+        if text in ("yes", "no"):
+            return make_record(
+                benchmark="robospatial",
+                item_id=item_id,
+                task="spatial",
+                answer_type="math",
+                question=question,
+                answer=text,
+                images=images,
+                rule="yes_no",
+                subset=category,
+            )
+        polygon = parse_list(answer, row, "answer")
+        try:
+            points = [(float(x), float(y)) for x, y in polygon]
+        except (TypeError, ValueError) as error:
+            raise BenchmarkFormatError(
+                f"{row.where('answer')}: expected yes/no or a list of (x, y) points"
+            ) from error
+        if len(points) < 3:
+            raise BenchmarkFormatError(f"{row.where('answer')}: a polygon needs at least 3 points")
+        return make_record(
+            benchmark="robospatial",
+            item_id=item_id,
+            task="spatial",
+            answer_type=POINT_ANSWER_TYPE,
+            question=question,
+            answer=None,
+            images=images,
+            rule="point_in_polygon",
+            polygon=[list(p) for p in points],
+            subset=category,
+        )
+
+    return build_each(take(rows, limit), build)
+
+
+register(
+    Benchmark(
+        name="embspatial",
+        title="EmbSpatial",
+        category="spatial reasoning",
+        metric="accuracy (MCQ letter)",
+        load=load_embspatial,
+        paper=(78.2, 83.1),
+        aliases=("embspatial-bench",),
+        expected_files="EmbSpatial-Bench embspatial_bench.json",
+    )
+)
+register(
+    Benchmark(
+        name="refspatial",
+        title="RefSpatial",
+        category="spatial reasoning",
+        metric="share of predicted points inside the mask",
+        load=load_refspatial,
+        paper=(43.9, 44.6),
+        aliases=("refspatial-bench",),
+        expected_files="HF BAAI/RefSpatial-Bench parquet (location, placement)",
+    )
+)
+register(
+    Benchmark(
+        name="robospatial",
+        title="RoboSpatial",
+        category="spatial reasoning",
+        metric="accuracy (yes/no; context: first point inside the polygon), mean of 3 categories",
+        load=load_robospatial,
+        aggregate="subset_mean",
+        paper=(60.6, 63.2),
+        aliases=("robospatial-home",),
+        expected_files="HF chanhee-luke/RoboSpatial-Home parquet "
+        "(configuration, compatibility, context)",
+    )
+)

@@ -1,0 +1,274 @@
+"""The results table: per-benchmark numbers grouped into the paper's six categories.
+
+``summarize`` turns prediction rows (the lines of ``predictions.jsonl``, or
+``Prediction.to_json()`` dicts) into a JSON-ready summary; ``markdown`` renders it. Every number
+in the summary is recomputed from the rows alone, so a table can always be rebuilt from its
+predictions file (``summarize(read_jsonl(path))``).
+
+Per benchmark: the reported ``score`` (the benchmark's aggregate of per-item scores, in its
+display unit: percent, OCRBench out of 1000), the sample count, the verifier's ``accuracy`` and
+``format`` means, and the paper's two reference numbers. Per category: the mean of its
+benchmarks in percent (OCRBench / 10), as the paper's ablation table averages them. Per task:
+the means over every prediction of that task (the trainer's validation numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from vlthinker.evaluation.adapters.registry import CATEGORIES, OTHER, Benchmark, get_benchmark
+
+PAPER_COLUMNS = ("Qwen3-VL-8B-Instruct", "OpenVLThinkerV2")
+JUDGE_MARK = "†"
+JUDGE_FOOTNOTE = (
+    f"{JUDGE_MARK} judge-free: the official protocol uses an LLM judge (answer extraction for "
+    "MathVista and MathVerse, grading for CharXiv); this number uses rule-based extraction from "
+    "the <answer> tag and is not comparable to judged numbers such as the paper's. "
+    "docs/evaluation.md shows how to run the judged protocol with lmms-eval."
+)
+
+
+def _field(row: Any, name: str, default: Any = None) -> Any:
+    if isinstance(row, Mapping):
+        return row.get(name, default)
+    return getattr(row, name, default)
+
+
+def _number(row: Any, name: str) -> float:
+    value = _field(row, name, 0.0)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return value if math.isfinite(value) else 0.0
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _lookup(name: str) -> Benchmark | None:
+    try:
+        return get_benchmark(name)
+    except KeyError:
+        return None
+
+
+def task_means(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
+    """``{task: {"accuracy", "format", "score", "n"}}``: plain means over each task's rows.
+
+    ``accuracy`` and ``format`` are the training verifiers' (the trainer's validation numbers);
+    ``score`` is the benchmark rule's per-item score; ``n`` the number of predictions.
+    """
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[str(_field(row, "task", "unknown"))].append(row)
+    return {
+        task: {
+            "accuracy": _mean([_number(r, "accuracy") for r in items]),
+            "format": _mean([_number(r, "format") for r in items]),
+            "score": _mean([_number(r, "score") for r in items]),
+            "n": len(items),
+        }
+        for task, items in sorted(grouped.items())
+    }
+
+
+def aggregate(rows: Sequence[Any], rule: str) -> tuple[float, int]:
+    """A benchmark's aggregate of per-item scores in [0, 1], and the number of items it counts.
+
+    ``mean``: the plain mean. ``circular`` (MMBench CircularEval): rows sharing a ``group`` are
+    one question, right only if every rotation is right. ``subset_mean`` (RoboSpatial): the mean
+    of the per-``subset`` means.
+    """
+    if not rows:
+        return 0.0, 0
+    if rule == "circular":
+        groups: dict[str, list[float]] = defaultdict(list)
+        for i, row in enumerate(rows):
+            group = _field(row, "group")
+            groups[str(group) if group is not None else f"#{i}"].append(_number(row, "score"))
+        right = [float(all(s >= 1.0 for s in scores)) for scores in groups.values()]
+        return _mean(right), len(groups)
+    if rule == "subset_mean":
+        subsets: dict[str, list[float]] = defaultdict(list)
+        for row in rows:
+            subsets[str(_field(row, "subset"))].append(_number(row, "score"))
+        return _mean([_mean(v) for v in subsets.values()]), len(rows)
+    if rule != "mean":
+        raise ValueError(f"unknown aggregate rule {rule!r}")
+    return _mean([_number(r, "score") for r in rows]), len(rows)
+
+
+def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> dict[str, Any]:
+    info = _lookup(name)
+    rule = info.aggregate if info else "mean"
+    scale = info.scale if info else 100.0
+    value, count = aggregate(rows, rule)
+    subsets: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        if _field(row, "subset") is not None:
+            subsets[str(_field(row, "subset"))].append(row)
+    return {
+        "name": name,
+        "title": info.title if info else name,
+        "category": info.category if info else OTHER,
+        "metric": info.metric if info else "training verifier accuracy",
+        "aggregate": rule,
+        "n": count,
+        "predictions": len(rows),
+        "value": value,
+        "score": value * scale,
+        "unit": "/1000" if scale == 1000.0 else "%",
+        "percent": value * 100.0,
+        "accuracy": _mean([_number(r, "accuracy") for r in rows]),
+        "format": _mean([_number(r, "format") for r in rows]),
+        "judged": bool(info and info.judged),
+        "note": info.note if info else "",
+        "paper": dict(zip(PAPER_COLUMNS, info.paper, strict=True)) if info and info.paper else None,
+        "subsets": {
+            key: _mean([_number(r, "score") for r in v]) * scale
+            for key, v in sorted(subsets.items())
+        },
+        "seconds": seconds,
+    }
+
+
+def summarize(rows: Iterable[Any], timings: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The JSON summary of prediction rows: benchmarks, categories, tasks, footnotes."""
+    rows = list(rows)
+    timings = dict(timings or {})
+    by_benchmark: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_benchmark[str(_field(row, "benchmark", "records"))].append(row)
+
+    def order(name: str) -> tuple[int, int, str]:
+        info = _lookup(name)
+        if info is None:
+            return (len(CATEGORIES) + 1, 0, name)
+        from vlthinker.evaluation.adapters.registry import all_benchmarks, category_order
+
+        names = [b.name for b in all_benchmarks()]
+        return (category_order(info.category), names.index(info.name), name)
+
+    benchmarks = [
+        _benchmark_entry(name, by_benchmark[name], timings.get(name))
+        for name in sorted(by_benchmark, key=order)
+    ]
+    categories = []
+    for category in (*CATEGORIES, OTHER):
+        members = [b for b in benchmarks if b["category"] == category]
+        if not members:
+            continue
+        entry: dict[str, Any] = {
+            "name": category,
+            "benchmarks": [b["name"] for b in members],
+            "mean": _mean([b["percent"] for b in members]),
+            "n": sum(b["n"] for b in members),
+        }
+        if category != OTHER:
+            expected = [b.name for b in _category_members(category)]
+            entry["complete"] = all(name in entry["benchmarks"] for name in expected)
+            known = [b for b in _category_members(category) if b.paper]
+            if entry["complete"] and known:
+                entry["paper"] = {
+                    column: _mean([_percent(b.paper[i], b) for b in known])
+                    for i, column in enumerate(PAPER_COLUMNS)
+                }
+        categories.append(entry)
+    footnotes = [JUDGE_FOOTNOTE] if any(b["judged"] for b in benchmarks) else []
+    return {
+        "benchmarks": benchmarks,
+        "categories": categories,
+        "tasks": task_means(rows),
+        "n": len(rows),
+        "timings": timings,
+        "footnotes": footnotes,
+    }
+
+
+def _category_members(category: str) -> list[Benchmark]:
+    from vlthinker.evaluation.adapters.registry import all_benchmarks
+
+    return [b for b in all_benchmarks() if b.category == category]
+
+
+def _percent(value: float, benchmark: Benchmark) -> float:
+    return value * 100.0 / benchmark.scale
+
+
+def _fmt(value: float | None, unit: str = "%") -> str:
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if unit == "/1000" else f"{value:.1f}"
+
+
+def markdown(summary: Mapping[str, Any]) -> str:
+    """The summary as markdown: the benchmark table (by category, with category means), the
+    per-task table and the footnotes."""
+    lines = ["# Evaluation results", ""]
+    if summary.get("model"):
+        lines.append(f"Model: `{summary['model']}`")
+    settings = summary.get("settings")
+    if settings:
+        lines.append("Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    if summary.get("model") or settings:
+        lines.append("")
+    header = (
+        "| category | benchmark | metric | n | score | "
+        + " | ".join(PAPER_COLUMNS)
+        + " | accuracy | format | seconds |"
+    )
+    lines += [header, "|" + "---|" * 10]
+    benchmarks = summary.get("benchmarks", [])
+    for category in summary.get("categories", []):
+        members = [b for b in benchmarks if b["category"] == category["name"]]
+        for b in members:
+            mark = JUDGE_MARK if b.get("judged") else ""
+            paper = b.get("paper") or {}
+            seconds = b.get("seconds")
+            lines.append(
+                f"| {category['name']} | {b['title']}{mark} | {b['metric']} | {b['n']} | "
+                f"{_fmt(b['score'], b['unit'])}{' /1000' if b['unit'] == '/1000' else ''} | "
+                + " | ".join(_fmt(paper.get(c), b["unit"]) for c in PAPER_COLUMNS)
+                + f" | {b['accuracy'] * 100:.1f} | {b['format'] * 100:.1f} | "
+                f"{'' if seconds is None else f'{seconds:.1f}'} |"
+            )
+        if category["name"] != OTHER:
+            complete = category.get("complete", False)
+            paper = category.get("paper") or {}
+            shown = len(category["benchmarks"])
+            note = "" if complete else f" ({shown}/3 benchmarks)"
+            lines.append(
+                f"| **{category['name']} mean**{note} | | percent | {category['n']} | "
+                f"**{_fmt(category['mean'])}** | "
+                + " | ".join(_fmt(paper.get(c)) for c in PAPER_COLUMNS)
+                + " | | | |"
+            )
+    tasks = summary.get("tasks", {})
+    if tasks:
+        lines += [
+            "",
+            "## Per task",
+            "",
+            "| task | n | accuracy | format | score |",
+            "|---|---|---|---|---|",
+        ]
+        for task, values in tasks.items():
+            lines.append(
+                f"| {task} | {values['n']} | {values['accuracy'] * 100:.1f} | "
+                f"{values['format'] * 100:.1f} | {values['score'] * 100:.1f} |"
+            )
+    notes = [
+        "score: the benchmark's own rule, in percent (OCRBench out of 1000); accuracy / format: "
+        "the training verifiers' means, in percent. Category means are in percent (OCRBench / 10).",
+        *summary.get("footnotes", []),
+    ]
+    lines += ["", *notes]
+    return "\n".join(lines)
+
+
+__all__ = ["JUDGE_FOOTNOTE", "aggregate", "markdown", "summarize", "task_means"]
