@@ -30,6 +30,11 @@ def _image_only_class(base: type) -> type:
                 return None
             return super().check_argument_for_proper_class(argument_name, argument)
 
+        def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> list:
+            # ProcessorMixin.save_pretrained expects every part; the Trainer calls this one.
+            save_processor(self, save_directory)
+            return []
+
     ImageOnlyProcessor.__name__ = base.__name__
     ImageOnlyProcessor.__qualname__ = base.__qualname__
     return ImageOnlyProcessor

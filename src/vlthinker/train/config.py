@@ -53,7 +53,7 @@ class DataConfig:
 class RolloutConfig:
     num_generations: int = 8  # G rollouts per prompt
     max_new_tokens: int = 64
-    max_prompt_length: int | None = None
+    max_model_length: int | None = None  # prompt + response tokens vLLM reserves room for
     temperature: float = 1.0
     top_p: float = 1.0
     use_vllm: bool = False

@@ -91,6 +91,8 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
         )
     accumulation = per_process // training.per_device_batch_size
     banned = [[token] for token in vision_token_ids(processor)]
+    # transformers 5 takes TensorBoard's folder from the environment only.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
     return GRPOConfig(
         output_dir=str(output_dir),
         max_steps=training.max_steps,
@@ -99,7 +101,7 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
         steps_per_generation=accumulation,
         num_generations=rollout.num_generations,
         max_completion_length=rollout.max_new_tokens,
-        max_prompt_length=rollout.max_prompt_length,
+        vllm_max_model_length=rollout.max_model_length,
         temperature=rollout.temperature,
         top_p=rollout.top_p,
         generation_kwargs={"bad_words_ids": banned} if banned else None,
@@ -129,7 +131,6 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
         save_steps=training.save_steps,
         save_total_limit=training.save_total_limit,
         logging_steps=config.logging.logging_steps,
-        logging_dir=str(output_dir / "tensorboard"),
         report_to=config.logging.report_to,
         disable_tqdm=not config.logging.progress,
         log_completions=False,

@@ -86,9 +86,11 @@ def tied_group_share(
 ) -> torch.Tensor:
     """Per task, the share of prompt groups whose raw accuracy is all tied (no task signal)."""
     num_groups = int(group_ids.max()) + 1
-    spread = torch.full((num_groups,), -torch.inf).scatter_reduce(
-        0, group_ids, accuracy, "amax"
-    ) - torch.full((num_groups,), torch.inf).scatter_reduce(0, group_ids, accuracy, "amin")
+    lowest = torch.full((num_groups,), -torch.inf, dtype=accuracy.dtype)
+    highest = torch.full((num_groups,), torch.inf, dtype=accuracy.dtype)
+    spread = lowest.scatter_reduce(0, group_ids, accuracy, "amax") - highest.scatter_reduce(
+        0, group_ids, accuracy, "amin"
+    )
     group_task = torch.zeros(num_groups, dtype=torch.int64).scatter(0, group_ids, task_ids)
     tied = (spread <= atol).to(torch.float32)
     return per_task_means(tied, group_task, num_tasks)
