@@ -26,7 +26,6 @@ def encode_prompts(
     return processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
 
 
-@torch.no_grad()
 def generate(
     model: Any,
     processor: Any,
@@ -41,6 +40,32 @@ def generate(
     """One response per prompt; greedy unless ``do_sample`` (then ``temperature``/``top_p``)."""
     if not messages:
         return []
+    new_tokens = generate_tokens(
+        model,
+        processor,
+        messages,
+        images,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        do_sample=do_sample,
+    )
+    return processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+@torch.no_grad()
+def generate_tokens(
+    model: Any,
+    processor: Any,
+    messages: Sequence[list[dict[str, Any]]],
+    images: Sequence[Sequence[Image.Image]],
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    do_sample: bool = False,
+) -> torch.Tensor:
+    """The generated token ids ``[B, T]`` (right-padded with the pad id after EOS)."""
     inputs = encode_prompts(processor, messages, images).to(model.device)
     tokenizer = processor.tokenizer
     options: dict[str, Any] = {
@@ -58,5 +83,4 @@ def generate(
         output = model.generate(**inputs, **options)
     finally:
         model.train(was_training)
-    new_tokens = output[:, inputs["input_ids"].shape[1] :]
-    return tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return output[:, inputs["input_ids"].shape[1] :]

@@ -20,7 +20,11 @@ from vlthinker.train.config import RunConfig, dump_config, load_config
 from vlthinker.train.dataset import training_rows
 from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
-from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
+from vlthinker.train.run_folder import (
+    BATCHES_FILE,
+    latest_complete_checkpoint,
+    truncate_metrics,
+)
 from vlthinker.train.trainer import G2RPOTrainer, MethodSettings
 
 CONFIG_FILE = "config.yaml"
@@ -222,6 +226,7 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
         checkpoint = latest_complete_checkpoint(output_dir)
         if checkpoint is not None:
             truncate_metrics(output_dir, checkpoint.step)
+            truncate_metrics(output_dir, checkpoint.step, BATCHES_FILE)
     output_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, output_dir / CONFIG_FILE)
     built = build_trainer(config, output_dir)

@@ -13,6 +13,7 @@ from typing import Any
 _STATE_FILE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 METRICS_FILE = "metrics.jsonl"
+BATCHES_FILE = "batches.jsonl"  # the record ids of each step's prompts, in order
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,10 @@ def _is_complete(path: Path) -> bool:
     return has_weights and "global_step" in state
 
 
-def truncate_metrics(run_dir: str | Path, step: int) -> int:
-    """Drop metric lines logged after ``step`` (they will be logged again); returns how many.
-
-    A line cut short by the kill is dropped too.
-    """
-    path = Path(run_dir) / METRICS_FILE
+def truncate_metrics(run_dir: str | Path, step: int, name: str = METRICS_FILE) -> int:
+    """Drop lines of ``name`` logged after ``step`` (they will be logged again); returns how
+    many. A line cut short by the kill is dropped too."""
+    path = Path(run_dir) / name
     if not path.exists():
         return 0
     kept, dropped = [], 0
@@ -66,6 +65,11 @@ def truncate_metrics(run_dir: str | Path, step: int) -> int:
 def append_metrics(run_dir: str | Path, entry: dict[str, Any]) -> None:
     with (Path(run_dir) / METRICS_FILE).open("a") as handle:
         handle.write(json.dumps(entry, allow_nan=True) + "\n")
+
+
+def append_log(run_dir: str | Path, name: str, step: int, record_ids: list[str]) -> None:
+    with (Path(run_dir) / name).open("a") as handle:
+        handle.write(json.dumps({"step": step, "record_ids": record_ids}) + "\n")
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from trl import GRPOTrainer
 
 from vlthinker.algorithms import compute_advantages, entropy_band_penalty
 from vlthinker.algorithms.segments import segment_count, segment_sum
+from vlthinker.train.run_folder import BATCHES_FILE, append_log
 
 # The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
 COMPONENTS = ("accuracy", "format", "length")
@@ -104,6 +105,7 @@ class BatchAdvantages:
     advantages: torch.Tensor  # [N] for the whole gathered batch
     local_advantages: torch.Tensor  # this process's slice
     local_task_ids: torch.Tensor
+    record_ids: list[str]  # gathered, one per rollout
 
 
 def distributed_advantages(
@@ -132,7 +134,7 @@ def distributed_advantages(
     advantages = batch_advantages(rewards, group_ids, stage2_ids, settings)
     local = slice(process_index * len(local_inputs), (process_index + 1) * len(local_inputs))
     return BatchAdvantages(
-        rewards, group_ids, task_ids, advantages, advantages[local], local_tasks.cpu()
+        rewards, group_ids, task_ids, advantages, advantages[local], local_tasks.cpu(), record_ids
     )
 
 
@@ -177,6 +179,10 @@ class G2RPOTrainer(GRPOTrainer):
             self.accelerator.process_index, rewards, inputs, generations, self.method
         )
         self.last_advantages = batch.advantages
+        if mode == "train" and self.accelerator.is_main_process:
+            # The prompts of each step, so a resumed run can be checked against an unbroken one.
+            prompts = batch.record_ids[::generations]
+            append_log(self.args.output_dir, BATCHES_FILE, self.state.global_step + 1, prompts)
         device = rewards.device
         output["advantages"] = batch.local_advantages.to(device=device, dtype=torch.float32)
         output["task_index"] = batch.local_task_ids.to(device)

@@ -1,0 +1,129 @@
+"""`vlthinker train` end to end on a small tiny model: the run folder, and resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vlthinker.models.tiny import TinyVLMSpec, build_tiny_vlm
+from vlthinker.train.config import load_config
+from vlthinker.train.run import train
+from vlthinker.train.run_folder import BATCHES_FILE, latest_complete_checkpoint, read_metrics
+
+SMALL = TinyVLMSpec(
+    vocab_size=400, hidden_size=64, layers=2, heads=2, kv_heads=1, intermediate_size=128,
+    vision_hidden_size=64, vision_layers=2, vision_heads=2, vision_intermediate_size=128,
+    image_size=64, tokenizer_items=120,
+)  # fmt: skip
+TASKS = ["math", "chart", "ocr", "grounding", "spatial", "vqa"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny"), SMALL)
+
+
+def overrides(model_dir: Path, out: Path, steps: int, save_steps: int) -> list[str]:
+    return [
+        f"model.path={model_dir}",
+        f"training.output_dir={out}",
+        f"training.max_steps={steps}",
+        f"training.save_steps={save_steps}",
+        f"training.eval_steps={steps}",
+        "training.prompts_per_step=6",
+        "training.per_device_batch_size=12",
+        "training.eval_batch_size=12",
+        "rollout.num_generations=4",
+        "rollout.max_new_tokens=10",
+        "data.train_size=36",
+        "data.validation_size=2",
+        "data.image_size=64",
+        "logging.progress=false",
+    ]
+
+
+def demo_config(model_dir: Path, out: Path, steps: int = 2, save_steps: int = 2):
+    from vlthinker.train.cli import DEMO_CONFIG, packaged_config
+
+    return load_config(packaged_config(DEMO_CONFIG), overrides(model_dir, out, steps, save_steps))
+
+
+def test_two_steps_write_metrics_checkpoints_plots_and_the_table(model_dir: Path, tmp_path: Path):
+    from transformers import AutoModelForImageTextToText
+
+    result = train(demo_config(model_dir, tmp_path / "run"))
+    run = result.output_dir
+    metrics = read_metrics(run)
+    steps = [e for e in metrics if e["split"] == "train" and "loss" in e]
+    assert [e["step"] for e in steps] == [1, 2]
+    for entry in metrics:
+        assert "non_finite" not in entry, entry
+        assert all(math.isfinite(v) for v in entry.values() if isinstance(v, float))
+    seen = {k.split("/")[0] for e in steps for k in e if "/" in k and k.split("/")[0] in TASKS}
+    assert seen  # per-task metrics are logged for the tasks of each batch
+    task = next(iter(seen))
+    entry = next(e for e in steps if f"{task}/accuracy" in e)
+    for metric in ("accuracy", "format", "length", "reward", "length_tokens", "entropy",
+                   "advantage_mean", "advantage_std", "tied_group_share", "clip_frac"):  # fmt: skip
+        assert f"{task}/{metric}" in entry
+    validation = [e for e in metrics if e["split"] == "validation"]
+    assert [e["step"] for e in validation] == [0, 2]
+    assert all(f"{t}/accuracy" in validation[0] for t in TASKS)
+    batches = [json.loads(line) for line in (run / BATCHES_FILE).read_text().splitlines()]
+    assert [b["step"] for b in batches] == [1, 2] and all(
+        len(b["record_ids"]) == 6 for b in batches
+    )
+    table = (run / "results.md").read_text()
+    assert all(f"| {t} |" in table for t in TASKS) and table == result.table + "\n"
+    assert (run / "plots.png").read_bytes()[:4] == b"\x89PNG"
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert latest_complete_checkpoint(run).step == 2
+    model = AutoModelForImageTextToText.from_pretrained(run / "final")  # plain transformers
+    assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+
+
+def _batches(run: Path) -> list[list[str]]:
+    lines = (run / BATCHES_FILE).read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert [e["step"] for e in entries] == list(range(1, len(entries) + 1))
+    return [e["record_ids"] for e in entries]
+
+
+def test_resume_after_sigkill_keeps_the_data_order_and_step_count(model_dir: Path, tmp_path):
+    steps = 4
+    reference = train(demo_config(model_dir, tmp_path / "reference", steps, 1)).output_dir
+
+    killed = tmp_path / "killed"
+    command = [sys.executable, "-m", "vlthinker.cli", "train",
+               *overrides(model_dir, killed, steps, 1)]  # fmt: skip
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        checkpoint = latest_complete_checkpoint(killed) if killed.exists() else None
+        if checkpoint is not None and checkpoint.step >= 2:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, process.stderr.read().decode()[-3000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert latest_complete_checkpoint(killed).step < steps
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "vlthinker.cli", "train", "--resume", str(killed)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _batches(killed) == _batches(reference)
+    state = json.loads((latest_complete_checkpoint(killed).path / "trainer_state.json").read_text())
+    assert state["global_step"] == steps
+    train_steps = [e["step"] for e in read_metrics(killed) if e["split"] == "train" and "loss" in e]
+    assert train_steps == list(range(1, steps + 1))
