@@ -1,4 +1,4 @@
-"""The tiny Qwen3-VL: offline build and reload, batched left-padded generation, SFT, shipped model."""
+"""The tiny Qwen3-VL: offline build, batched left-padded generation, SFT, the shipped model."""
 
 from __future__ import annotations
 

@@ -127,3 +127,35 @@ def test_resume_after_sigkill_keeps_the_data_order_and_step_count(model_dir: Pat
     assert state["global_step"] == steps
     train_steps = [e["step"] for e in read_metrics(killed) if e["split"] == "train" and "loss" in e]
     assert train_steps == list(range(1, steps + 1))
+
+
+def test_length_and_entropy_shaping_act_per_task(model_dir: Path, tmp_path: Path):
+    """Each task gets its own length envelope and entropy band, from the config alone."""
+    from vlthinker.train.config import TaskShaping
+
+    config = demo_config(model_dir, tmp_path / "run", steps=1, save_steps=100)
+    config.training.per_device_batch_size = 24  # one micro-batch: the logged values are exact
+    config.training.eval_steps = 0
+    config.data.validation_size = 0
+    always, never = [0.0, 0.0, 1e6, 1e6], [1e5, 2e5, 3e5, 4e5]
+    config.shaping.tasks = {
+        task: TaskShaping(
+            reasoning=task in ("math", "chart", "spatial"),
+            length=always if i % 2 == 0 else never,
+            entropy_band=[0.0, 0.5] if i % 2 == 0 else [0.0, 100.0],
+        )
+        for i, task in enumerate(TASKS)
+    }
+    config.shaping.entropy_coef = 0.1
+    train(config)
+    step = next(e for e in read_metrics(tmp_path / "run") if e["split"] == "train" and "loss" in e)
+    present = [t for t in TASKS if f"{t}/length" in step]
+    assert present
+    expected_penalty = 0.0
+    for task in present:
+        in_band_everywhere = TASKS.index(task) % 2 == 1
+        assert step[f"{task}/length"] == (0.0 if in_band_everywhere else 1.0)
+        if not in_band_everywhere:  # untrained: entropy is far above 0.5
+            assert step[f"{task}/entropy"] > 0.5
+            expected_penalty += 0.1 * (step[f"{task}/entropy"] - 0.5)
+    assert step["entropy_band_penalty"] == pytest.approx(expected_penalty, rel=1e-4)

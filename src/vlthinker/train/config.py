@@ -102,7 +102,9 @@ class TrainingConfig:
     max_steps: int = 30
     prompts_per_step: int = 6  # distinct prompts per optimiser step (x num_generations rollouts)
     per_device_batch_size: int = 48  # rollouts per forward/backward micro-batch
-    gradient_accumulation_steps: int = 1
+    # Optimiser steps per rollout batch: the recipe rolls out 512 prompts and updates on 128 at a
+    # time, i.e. prompts_per_step=128, updates_per_generation=4 (method.md §8).
+    updates_per_generation: int = 1
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 0

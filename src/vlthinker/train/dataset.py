@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from datasets import Dataset
@@ -65,9 +64,3 @@ def _text_of(messages: list[dict[str, Any]]) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
-
-
-def record_summary(record: Record) -> dict[str, Any]:
-    data = asdict(record)
-    data.pop("images", None)
-    return data

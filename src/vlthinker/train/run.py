@@ -102,7 +102,7 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
         max_steps=training.max_steps,
         per_device_train_batch_size=training.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
-        steps_per_generation=accumulation,
+        steps_per_generation=accumulation * training.updates_per_generation,
         num_generations=rollout.num_generations,
         max_completion_length=rollout.max_new_tokens,
         vllm_max_model_length=rollout.max_model_length,
@@ -144,6 +144,20 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
     )
 
 
+def lora_config(config: RunConfig) -> Any:
+    """A peft LoRA config on every linear layer of the language model, or None."""
+    if config.model.lora_rank <= 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.model.lora_rank,
+        lora_alpha=config.model.lora_alpha,
+        target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        task_type="CAUSAL_LM",
+    )
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -162,7 +176,14 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     seed_everything(config.training.seed)
-    model, processor = load_policy(resolve_model_path(config.model.path), dtype=config.model.dtype)
+    model, processor = load_policy(
+        resolve_model_path(config.model.path),
+        dtype=config.model.dtype,
+        attn_implementation=config.model.attn_implementation,
+    )
+    if config.model.freeze_vision:
+        for parameter in model.model.visual.parameters():
+            parameter.requires_grad_(False)
     tasks = list(config.data.tasks)
     prompt_config = prompt_config_for(config)
     train_records = [r for r in load_split(config, "train") if r.task in tasks]
@@ -214,6 +235,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         train_dataset=dataset,
         method=method,
         callbacks=[MetricsFileCallback(output_dir), validation],
+        peft_config=lora_config(config),
     )
     return BuiltRun(trainer, processor, validation, tasks)
 
