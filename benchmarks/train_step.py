@@ -34,8 +34,10 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=6)
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--model", default="embedded:tiny_vlm")
     args = parser.parse_args()
     overrides = [
+        f"model.path={args.model}",
         f"training.max_steps={args.steps + 1}",
         f"training.prompts_per_step={args.prompts}",
         f"training.per_device_batch_size={args.prompts * args.generations}",
@@ -56,7 +58,7 @@ def main() -> None:
             model=stock_model,
             processing_class=processor,
             reward_funcs=ours.reward_funcs,
-            args=ours.args.__class__(**{**ours.args.to_dict(), "output_dir": f"{folder}/stock"}),
+            args=stock_arguments(ours.args, f"{folder}/stock"),
             train_dataset=ours.train_dataset,
         )
         timings: dict[str, list[float]] = {"vlthinker": [], "stock TRL": []}
@@ -76,6 +78,14 @@ def main() -> None:
     ratio = medians["stock TRL"] / medians["vlthinker"]
     print(f"speed ratio vlthinker / stock TRL: {ratio:.3f}   (target ≥ 0.95)")
     print(f"peak memory (RSS, whole process, both trainers): {peak_rss_mib():.0f} MiB")
+    if torch.cuda.is_available():
+        print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+
+
+def stock_arguments(ours, output_dir: str):
+    """The same GRPOConfig for stock TRL (``generation_batch_size`` is derived, not set)."""
+    values = {**ours.to_dict(), "output_dir": output_dir, "generation_batch_size": None}
+    return ours.__class__(**values)
 
 
 class StepRunner:

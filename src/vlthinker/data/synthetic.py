@@ -31,6 +31,10 @@ COLORS = {
 }
 SHAPES = ("circle", "square", "triangle")
 OCR_ALPHABET = "ABCDEFGHJKLMNPRSTUVWXYZ2345789"
+OCR_WORDS = (
+    "CAT", "DOG", "SUN", "BOX", "RED", "MAP", "KEY", "JAR", "FOX", "HAT", "PEN", "CUP",
+    "BUS", "OWL", "ICE", "TOY", "ZIP", "WAX", "GUM", "LOG", "NET", "YAK", "VAN", "EGG",
+)  # fmt: skip
 BAR_LABELS = "ABCDEF"
 RELATIONS = ("left of", "right of", "above", "below")
 
@@ -94,9 +98,10 @@ def _math(rng: random.Random, size: int, difficulty: float, index: int) -> Recor
     canvas = Canvas.new(size, rng)
     font = _font(max(12, size // 4))
     slot = size // count
+    jitter = 2 + int(difficulty * size / 5)  # easy items keep each number near its slot's centre
     for i, number in enumerate(numbers):
-        x = i * slot + rng.randint(2, max(2, slot - size // 4 - 4))
-        y = rng.randint(4, size - size // 4 - 8)
+        x = i * slot + slot // 2 - size // 10 + rng.randint(-jitter, jitter)
+        y = size // 2 - size // 7 + rng.randint(-jitter, jitter)
         canvas.draw.text((x, y), str(number), fill=(rng.randint(0, 60),) * 3, font=font)
     listed = (
         " and ".join(str(n) for n in numbers) if count == 2 else "{}, {} and {}".format(*numbers)
@@ -146,12 +151,16 @@ def _chart(rng: random.Random, size: int, difficulty: float, index: int) -> Reco
 
 
 def _ocr(rng: random.Random, size: int, difficulty: float, index: int) -> Record:
-    length = 3 + round(difficulty * 2)
-    word = "".join(rng.choice(OCR_ALPHABET) for _ in range(length))
+    if difficulty < 0.5:  # easy: a short word; hard: a random code of 3–5 characters
+        word = rng.choice(OCR_WORDS)
+    else:
+        word = "".join(rng.choice(OCR_ALPHABET) for _ in range(3 + round(difficulty * 2)))
+    length = len(word)
     canvas = Canvas.new(size, rng)
     font = _font(max(10, int(size / (length * 0.75))))
-    x = rng.randint(2, max(2, size // 12))
-    y = rng.randint(size // 4, size // 2)
+    jitter = 2 + int(difficulty * size / 6)
+    x = size // 24 + rng.randint(0, jitter)
+    y = size // 3 + rng.randint(-jitter, jitter)
     canvas.draw.text((x, y), word, fill=(rng.randint(0, 80),) * 3, font=font)
     for _ in range(int(10 + difficulty * 40)):  # speckle noise
         px, py = rng.randrange(size), rng.randrange(size)
@@ -166,12 +175,16 @@ def _ocr(rng: random.Random, size: int, difficulty: float, index: int) -> Record
 
 def _grounding(rng: random.Random, size: int, difficulty: float, index: int) -> Record:
     canvas = Canvas.new(size, rng)
-    distractors = 1 + round(difficulty * 2)
+    distractors = round(difficulty * 3)  # easy: the described shape alone
     kinds = rng.sample([(s, c) for s in SHAPES for c in COLORS], distractors + 1)
     taken: list[tuple[int, int, int, int]] = []
     boxes = []
     for shape, color in kinds:
-        side = rng.randint(size // 6, size // 3)
+        side = (
+            rng.randint(size // 4, int(size / 2.5))
+            if not distractors
+            else rng.randint(size // 6, size // 3)
+        )
         box = _free_box(rng, size, side, taken)
         _shape(canvas.draw, shape, box, color)
         boxes.append(box)

@@ -90,7 +90,12 @@ def build_tokenizer(spec: TinyVLMSpec):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    items = synthetic.generate(spec.tokenizer_items, seed=spec.seed + 7_777, difficulty=0.5)
+    half = (
+        spec.tokenizer_items // 2
+    )  # easy and hard items: words and codes, small and large numbers
+    items = synthetic.generate(half, seed=spec.seed + 7_777, difficulty=0.0) + synthetic.generate(
+        half, seed=spec.seed + 7_778, difficulty=1.0
+    )
     tokenizer.train_from_iterator(corpus(items), trainer=trainer)
     # Tags are whole tokens but not "special": decoding with skip_special_tokens keeps them.
     tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAG_TOKENS])
