@@ -51,6 +51,8 @@ def test_overrides_apply_with_yaml_types():
 
 def test_int_widens_to_float_but_not_the_reverse():
     assert load_config(None, ["algorithm.clip_high=1"]).algorithm.clip_high == 1.0
+    # YAML 1.1 reads 1e-4 (no dot) as text; a float field still takes it.
+    assert load_config(None, ["training.learning_rate=1e-4"]).training.learning_rate == 1e-4
     with pytest.raises(ConfigError, match=r"training\.max_steps: expected an integer"):
         load_config(None, ["training.max_steps=2.5"])
 

@@ -515,28 +515,15 @@ def _load_generator(
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     if backend == "vllm" and not vllm_available():
         raise RuntimeError("--backend vllm needs vLLM installed and a GPU")
+    sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     if use_vllm:  # pragma: no cover - GPU only
         from transformers import AutoProcessor
 
         processor = AutoProcessor.from_pretrained(str(model_path))
-        return vllm_generator(
-            model_path,
-            processor,
-            prompt_config,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-        )
+        return vllm_generator(model_path, processor, prompt_config, **sampling)
     model, processor = load_policy(str(model_path))
     model.eval()
-    return hf_generator(
-        model,
-        processor,
-        prompt_config,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-    )
+    return hf_generator(model, processor, prompt_config, **sampling)
 
 
 __all__ = [

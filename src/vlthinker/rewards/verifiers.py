@@ -10,7 +10,7 @@ import ast
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
@@ -173,23 +173,41 @@ def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
     return (v, v / 100.0) if pct else (v,)
 
 
+def _number_or_text_match(
+    prediction: Any,
+    answer: Any,
+    numbers_match: Callable[[float, float], bool],
+    *,
+    empty_text_matches: bool,
+) -> float:
+    """1.0 iff some alternative of ``answer`` matches the prediction, else 0.0.
+
+    Where both parse as numbers, they match when ``numbers_match(p, g)`` holds for some reading
+    of each (see :func:`_candidates`); otherwise when their normalised texts are equal (and,
+    unless ``empty_text_matches``, not empty).
+    """
+    pred = parse_number(prediction)
+    for ans in _alternatives(answer):
+        gold = parse_number(ans)
+        if pred is not None and gold is not None:
+            if any(numbers_match(p, g) for p in _candidates(pred) for g in _candidates(gold)):
+                return 1.0
+        else:
+            text = normalize_text(ans)
+            if normalize_text(prediction) == text and (empty_text_matches or text != ""):
+                return 1.0
+    return 0.0
+
+
 def numeric(prediction: Any, answer: Any) -> float:
     """1.0 iff the numbers are equal after rounding to 2 decimals (method.md §6 "numerical").
 
     Unit, percent and thousands-separator tolerant (see :func:`parse_number`); when either side
     is not a number, falls back to normalised string equality.  A list answer accepts any.
     """
-    pred = parse_number(prediction)
-    for ans in _alternatives(answer):
-        gold = parse_number(ans)
-        if pred is not None and gold is not None:
-            for p in _candidates(pred):
-                for g in _candidates(gold):
-                    if round(p, 2) == round(g, 2):
-                        return 1.0
-        elif normalize_text(prediction) == normalize_text(ans) != "":
-            return 1.0
-    return 0.0
+    return _number_or_text_match(
+        prediction, answer, lambda p, g: round(p, 2) == round(g, 2), empty_text_matches=False
+    )
 
 
 def relaxed_accuracy(prediction: Any, answer: Any, tolerance: float = 0.05) -> float:
@@ -199,17 +217,23 @@ def relaxed_accuracy(prediction: Any, answer: Any, tolerance: float = 0.05) -> f
     ``|p - a| / |a| <= tolerance`` (exact equality when ``a == 0``); otherwise correct iff the
     strings are equal case-insensitively.  A trailing ``%`` may mean x or x/100.
     """
+
+    def within_tolerance(p: float, g: float) -> bool:
+        return (g == 0 and p == 0) or (g != 0 and abs(p - g) / abs(g) <= tolerance)
+
+    return _number_or_text_match(prediction, answer, within_tolerance, empty_text_matches=True)
+
+
+def _number_pairs(prediction: Any, answer: Any) -> Iterator[tuple[float, float]]:
+    """``(predicted, reference)`` numbers for each alternative of ``answer`` that is a number;
+    none when the prediction is not a number."""
     pred = parse_number(prediction)
+    if pred is None:
+        return
     for ans in _alternatives(answer):
         gold = parse_number(ans)
-        if pred is not None and gold is not None:
-            for p in _candidates(pred):
-                for g in _candidates(gold):
-                    if (g == 0 and p == 0) or (g != 0 and abs(p - g) / abs(g) <= tolerance):
-                        return 1.0
-        elif normalize_text(prediction) == normalize_text(ans):
-            return 1.0
-    return 0.0
+        if gold is not None:
+            yield pred[0], gold[0]
 
 
 _MRA_THRESHOLDS = tuple(range(50, 100, 5))  # 0.50, 0.55, ..., 0.95 in hundredths
@@ -222,15 +246,8 @@ def mean_relative_accuracy(prediction: Any, answer: Any) -> float:
     When ``a == 0`` the relative error is 0 for ``p == 0`` and infinite otherwise.  A
     non-number scores 0; a list answer takes the best alternative.
     """
-    pred = parse_number(prediction)
-    if pred is None:
-        return 0.0
     best = 0.0
-    for ans in _alternatives(answer):
-        gold = parse_number(ans)
-        if gold is None:
-            continue
-        p, g = pred[0], gold[0]
+    for p, g in _number_pairs(prediction, answer):
         rel = (0.0 if p == 0 else math.inf) if g == 0 else abs(p - g) / abs(g)
         hits = sum(1 for t in _MRA_THRESHOLDS if rel < (100 - t) / 100)
         best = max(best, hits / len(_MRA_THRESHOLDS))
@@ -386,15 +403,8 @@ def wer_score(prediction: Any, answer: Any) -> float:
 def counting(prediction: Any, answer: Any, partial: bool = False) -> float:
     """Object counting: 1.0 iff the counts are equal; with ``partial``,
     ``max(0, 1 - |p - a| / max(a, 1))``.  A non-number scores 0."""
-    pred = parse_number(prediction)
-    if pred is None:
-        return 0.0
     best = 0.0
-    for ans in _alternatives(answer):
-        gold = parse_number(ans)
-        if gold is None:
-            continue
-        p, a = pred[0], gold[0]
+    for p, a in _number_pairs(prediction, answer):
         if p == a:
             return 1.0
         if partial:

@@ -31,25 +31,12 @@ def generate(
     processor: Any,
     messages: Sequence[list[dict[str, Any]]],
     images: Sequence[Sequence[Image.Image]],
-    *,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    do_sample: bool = False,
+    **options: Any,
 ) -> list[str]:
-    """One response per prompt; greedy unless ``do_sample`` (then ``temperature``/``top_p``)."""
+    """One response per prompt; ``options`` are :func:`generate_tokens`' (greedy by default)."""
     if not messages:
         return []
-    new_tokens = generate_tokens(
-        model,
-        processor,
-        messages,
-        images,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        do_sample=do_sample,
-    )
+    new_tokens = generate_tokens(model, processor, messages, images, **options)
     return processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 

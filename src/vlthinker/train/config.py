@@ -189,6 +189,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if dataclasses.is_dataclass(annotation):
         return build_dataclass(annotation, value, key)
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as text
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
         return float(value)

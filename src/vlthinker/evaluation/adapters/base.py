@@ -260,6 +260,11 @@ def _existing_path(text: str, row: Row, field: str, base_dir: Path) -> Path:
     raise BenchmarkFormatError(f"{row.where(field)}: image file {text!r} not found")
 
 
+def single_image(row: Row, store: ImageStore, name: str, field: str = "image") -> list[str]:
+    """The row's one required image in ``field``, stored under ``name``, as a one-path list."""
+    return [store.save(row.require(field), name, row, field)]
+
+
 def load_mask(path: str) -> Any:
     """A binary mask image as a boolean array (non-zero pixels are inside)."""
     import numpy as np
@@ -344,6 +349,33 @@ def answer_letter(answer: Any, choices: Sequence[Any], row: Row, field: str = "a
     raise BenchmarkFormatError(
         f"{row.where(field)}: {answer!r} is not one of the {len(choices)} options"
     )
+
+
+def answer_list(row: Row, field: str) -> list[str]:
+    """The accepted answers in ``field``: one answer, or a list of them (a real list or its
+    text form); an empty list is a format error."""
+    raw = row.require(field)
+    if isinstance(raw, str) and not raw.lstrip().startswith("["):
+        return [raw]
+    answers = [str(a) for a in parse_list(raw, row, field)]
+    if not answers:
+        raise BenchmarkFormatError(f"{row.where(field)} is an empty list")
+    return answers
+
+
+def choice_fields(answer: Any, choices: Sequence[Any], row: Row) -> dict[str, Any]:
+    """The ``make_record`` fields of a multiple-choice item: the key as its letter and the
+    choices as ``A. …`` options."""
+    return {
+        "answer_type": "multiple_choice",
+        "answer": answer_letter(answer, choices, row),
+        "options": letter_options(choices),
+    }
+
+
+def open_fields(answer: Any) -> dict[str, Any]:
+    """The ``make_record`` fields of a free-form item: its verifier type and the answer."""
+    return {"answer_type": open_answer_type(answer), "answer": answer}
 
 
 def as_number(text: Any) -> float | None:

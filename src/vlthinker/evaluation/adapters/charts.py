@@ -8,15 +8,16 @@ from typing import Any
 from vlthinker.evaluation.adapters.base import (
     ImageStore,
     Row,
-    answer_letter,
+    answer_list,
     as_number,
     build_each,
+    choice_fields,
     column_options,
-    letter_options,
     make_record,
-    open_answer_type,
+    open_fields,
     parse_list,
     read_rows,
+    single_image,
     take,
 )
 from vlthinker.evaluation.adapters.math_vqa import JUDGE_NOTE
@@ -38,11 +39,9 @@ def load_ai2d(path: Path, *, image_dir: Path, limit: int | None = None) -> list[
             benchmark="ai2d",
             item_id=item_id,
             task="chart",
-            answer_type="multiple_choice",
             question=row.text("question"),
-            answer=answer_letter(row.require("answer"), choices, row),
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
-            options=letter_options(choices),
+            **choice_fields(row.require("answer"), choices, row),
+            images=single_image(row, store, str(item_id)),
         )
 
     return build_each(take(rows, limit), build)
@@ -57,20 +56,15 @@ def load_chartqa(path: Path, *, image_dir: Path, limit: int | None = None) -> li
     def build(row: Row) -> Any:
         item_id = row.get("index", row.get("id", row.index))
         question = row.text("question") if "question" in row.data else row.text("query")
-        field = "answer" if "answer" in row.data else "label"
-        raw = row.require(field)
-        if isinstance(raw, str) and not raw.lstrip().startswith("["):
-            answers = [raw]
-        else:  # HuggingFaceM4 keeps a list of accepted answers
-            answers = [str(a) for a in parse_list(raw, row, field)]
+        # HuggingFaceM4 keeps a list of accepted answers in ``label``
+        answers = answer_list(row, "answer" if "answer" in row.data else "label")
         return make_record(
             benchmark="chartqa",
             item_id=item_id,
             task="chart",
-            answer_type=open_answer_type(answers[0]),
             question=f"{question}\n{SHORT_ANSWER}",
-            answer=answers[0],
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
+            **open_fields(answers[0]),
+            images=single_image(row, store, str(item_id)),
             rule="relaxed",
             answers=answers,
             subset=row.get("type", row.get("human_or_machine")),
@@ -111,10 +105,9 @@ def load_charxiv(path: Path, *, image_dir: Path, limit: int | None = None) -> li
             benchmark="charxiv",
             item_id=item_id,
             task="chart",
-            answer_type=open_answer_type(answer),
             question=f"{row.text('reasoning_q')}\n{_charxiv_hint(source, answer)}",
-            answer=answer,
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
+            **open_fields(answer),
+            images=single_image(row, store, str(item_id)),
             rule="charxiv",
             subset=source or None,
         )

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from vlthinker.evaluation.adapters.base import (
-    BenchmarkFormatError,
     ImageStore,
     Row,
+    answer_list,
     build_each,
     make_record,
-    parse_list,
     read_rows,
+    single_image,
     take,
 )
 from vlthinker.evaluation.adapters.registry import Benchmark, register
@@ -22,14 +22,7 @@ HME_CATEGORY = "Handwritten Mathematical Expression Recognition"
 
 
 def _answers(row: Row) -> list[str]:
-    field = "answers" if "answers" in row.data else "answer"
-    raw = row.require(field)
-    if isinstance(raw, str) and not raw.lstrip().startswith("["):
-        return [raw]
-    answers = [str(a) for a in parse_list(raw, row, field)]
-    if not answers:
-        raise BenchmarkFormatError(f"{row.where(field)} is an empty list")
-    return answers
+    return answer_list(row, "answers" if "answers" in row.data else "answer")
 
 
 def _docvqa_loader(benchmark: str, folder: str, exclude: tuple[str, ...]):
@@ -49,7 +42,7 @@ def _docvqa_loader(benchmark: str, folder: str, exclude: tuple[str, ...]):
                 answer_type="ocr",
                 question=f"{row.text('question')}\n{SHORT_ANSWER}",
                 answer=answers[0],
-                images=[store.save(row.require("image"), str(item_id), row, "image")],
+                images=single_image(row, store, str(item_id)),
                 rule="anls",
                 answers=answers,
             )
@@ -85,7 +78,7 @@ def load_ocrbench(path: Path, *, image_dir: Path, limit: int | None = None) -> l
             answer_type="ocr",
             question=row.text("question").strip(),
             answer=answers[0],
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
+            images=single_image(row, store, str(item_id)),
             rule="ocrbench",
             answers=answers,
             subset=category,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,16 @@ from vlthinker.evaluation.adapters.base import (
     Row,
     answer_letter,
     build_each,
+    choice_fields,
     column_options,
     inline_options,
     is_missing,
     letter_options,
     make_record,
-    open_answer_type,
+    open_fields,
     parse_list,
     read_rows,
+    single_image,
     take,
 )
 from vlthinker.evaluation.adapters.registry import Benchmark, register
@@ -59,18 +62,18 @@ def load_mmmu(path: Path, *, image_dir: Path, limit: int | None = None) -> list[
             choices = column_options(row)
             images = _tsv_images(row, store, str(item_id))
             is_mcq = bool(choices)
-        question = row.text("question")
+        record = partial(
+            make_record,
+            benchmark="mmmu",
+            item_id=item_id,
+            task="vqa",
+            question=row.text("question"),
+            images=images,
+        )
         answer = row.text("answer")
         if is_mcq:
-            return make_record(
-                benchmark="mmmu",
-                item_id=item_id,
-                task="vqa",
-                answer_type="multiple_choice",
-                question=question,
-                answer=answer_letter(answer, choices, row),
-                images=images,
-                options=letter_options(choices),
+            return record(
+                **choice_fields(answer, choices, row),
                 subject=row.get("subfield", row.get("category")),
             )
         answers = (
@@ -78,17 +81,7 @@ def load_mmmu(path: Path, *, image_dir: Path, limit: int | None = None) -> list[
             if answer.startswith("[")
             else [answer]
         )
-        return make_record(
-            benchmark="mmmu",
-            item_id=item_id,
-            task="vqa",
-            answer_type=open_answer_type(answers[0]),
-            question=question,
-            answer=answers[0],
-            images=images,
-            rule="mmmu_open",
-            answers=answers,
-        )
+        return record(**open_fields(answers[0]), rule="mmmu_open", answers=answers)
 
     return build_each(take(rows, limit), build)
 
@@ -184,7 +177,7 @@ def load_mmstar(path: Path, *, image_dir: Path, limit: int | None = None) -> lis
             answer_type="multiple_choice",
             question=question,
             answer=letter,
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
+            images=single_image(row, store, str(item_id)),
             options=letter_options(choices) if choices else None,
             category=row.get("category"),
         )

@@ -7,6 +7,7 @@ judge-free and not comparable to judged ones (the results table says so).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,13 @@ from vlthinker.evaluation.adapters.base import (
     BenchmarkFormatError,
     ImageStore,
     Row,
-    answer_letter,
     build_each,
+    choice_fields,
     inline_options,
     is_missing,
     letter_options,
     make_record,
-    open_answer_type,
+    open_fields,
     parse_list,
     read_rows,
     take,
@@ -73,27 +74,17 @@ def load_mathvista(path: Path, *, image_dir: Path, limit: int | None = None) -> 
         unit = row.get("unit")
         if unit:
             question = f"{question} (Unit: {unit})"
+        record = partial(
+            make_record, benchmark="mathvista", item_id=item_id, task="math", images=images
+        )
         if question_type == "multi_choice":
             choices = parse_list(row.require("choices"), row, "choices")
-            return make_record(
-                benchmark="mathvista",
-                item_id=item_id,
-                task="math",
-                answer_type="multiple_choice",
-                question=question,
-                answer=answer_letter(answer, choices, row),
-                images=images,
-                options=letter_options(choices),
-            )
+            return record(question=question, **choice_fields(answer, choices, row))
         hint = _mathvista_hint(kind, row.get("precision"))
-        return make_record(
-            benchmark="mathvista",
-            item_id=item_id,
-            task="math",
+        return record(
             answer_type="numeric" if kind in ("integer", "float") else "math",
             question=f"{question}\n{hint}" if hint else question,
             answer=answer,
-            images=images,
             rule="mathvista",
             kind=kind,
             precision=None if is_missing(row.get("precision")) else float(row.get("precision")),
@@ -120,6 +111,14 @@ def load_mathverse(path: Path, *, image_dir: Path, limit: int | None = None) -> 
             question = "Answer the question shown in the image."
         answer = row.text("answer").strip()
         version = row.get("problem_version")
+        record = partial(
+            make_record,
+            benchmark="mathverse",
+            item_id=item_id,
+            task="math",
+            images=images,
+            subset=version,
+        )
         if str(row.get("question_type", "")).lower().startswith("multi"):
             stem, choices = inline_options(question)
             letter = answer.strip("() ").upper()
@@ -127,27 +126,13 @@ def load_mathverse(path: Path, *, image_dir: Path, limit: int | None = None) -> 
                 raise BenchmarkFormatError(
                     f"{row.where('answer')}: expected an option letter, got {answer!r}"
                 )
-            return make_record(
-                benchmark="mathverse",
-                item_id=item_id,
-                task="math",
+            return record(
                 answer_type="multiple_choice",
                 question=stem if choices else question,
                 answer=letter,
-                images=images,
                 options=letter_options(choices) if choices else None,
-                subset=version,
             )
-        return make_record(
-            benchmark="mathverse",
-            item_id=item_id,
-            task="math",
-            answer_type=open_answer_type(answer),
-            question=question,
-            answer=answer,
-            images=images,
-            subset=version,
-        )
+        return record(question=question, **open_fields(answer))
 
     return build_each(take(rows, limit), build)
 
@@ -169,25 +154,12 @@ def load_mathvision(path: Path, *, image_dir: Path, limit: int | None = None) ->
         answer = row.text("answer").strip()
         options = row.get("options")
         choices = parse_list(options, row, "options") if options is not None else []
-        if choices:
-            return make_record(
-                benchmark="mathvision",
-                item_id=item_id,
-                task="math",
-                answer_type="multiple_choice",
-                question=question,
-                answer=answer_letter(answer, choices, row),
-                images=images,
-                options=letter_options(choices),
-                subject=row.get("subject"),
-            )
         return make_record(
             benchmark="mathvision",
             item_id=item_id,
             task="math",
-            answer_type=open_answer_type(answer),
             question=question,
-            answer=answer,
+            **(choice_fields(answer, choices, row) if choices else open_fields(answer)),
             images=images,
             subject=row.get("subject"),
         )

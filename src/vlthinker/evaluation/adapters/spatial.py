@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,12 @@ from vlthinker.evaluation.adapters.base import (
     BenchmarkFormatError,
     ImageStore,
     Row,
-    answer_letter,
     build_each,
-    letter_options,
+    choice_fields,
     make_record,
     parse_list,
     read_rows,
+    single_image,
     take,
 )
 from vlthinker.evaluation.adapters.registry import Benchmark, register
@@ -43,11 +44,9 @@ def load_embspatial(path: Path, *, image_dir: Path, limit: int | None = None) ->
             benchmark="embspatial",
             item_id=item_id,
             task="spatial",
-            answer_type="multiple_choice",
             question=row.text("question").strip().lstrip("'\""),
-            answer=answer_letter(row.require("answer"), choices, row),
-            images=[store.save(row.require("image"), str(item_id), row, "image")],
-            options=letter_options(choices),
+            **choice_fields(row.require("answer"), choices, row),
+            images=single_image(row, store, str(item_id)),
             subset=row.get("relation"),
         )
 
@@ -79,7 +78,7 @@ def load_refspatial(path: Path, *, image_dir: Path, limit: int | None = None) ->
             answer_type=POINT_ANSWER_TYPE,
             question=f"{row.text('prompt').strip()} {suffix}".strip(),
             answer=None,
-            images=[store.save(row.require(image_field), item_id, row, image_field)],
+            images=single_image(row, store, item_id, image_field),
             rule="point_in_mask",
             mask=store.save(row.require(mask_field), f"{item_id}-mask", row, mask_field),
             subset=split,
@@ -101,22 +100,20 @@ def load_robospatial(path: Path, *, image_dir: Path, limit: int | None = None) -
         category = str(row.get("category") or _split_of(row, categories) or "unknown").lower()
         item_id = f"{category}-{row.get('id', row.index)}"
         image_field = "image" if "image" in row.data else "img"
-        images = [store.save(row.require(image_field), item_id, row, image_field)]
+        images = single_image(row, store, item_id, image_field)
         answer = row.require("answer")
-        question = row.text("question").strip()
+        record = partial(
+            make_record,
+            benchmark="robospatial",
+            item_id=item_id,
+            task="spatial",
+            question=row.text("question").strip(),
+            images=images,
+            subset=category,
+        )
         text = str(answer).strip().lower()
         if text in ("yes", "no"):
-            return make_record(
-                benchmark="robospatial",
-                item_id=item_id,
-                task="spatial",
-                answer_type="math",
-                question=question,
-                answer=text,
-                images=images,
-                rule="yes_no",
-                subset=category,
-            )
+            return record(answer_type="math", answer=text, rule="yes_no")
         polygon = parse_list(answer, row, "answer")
         try:
             points = [(float(x), float(y)) for x, y in polygon]
@@ -126,17 +123,11 @@ def load_robospatial(path: Path, *, image_dir: Path, limit: int | None = None) -
             ) from error
         if len(points) < 3:
             raise BenchmarkFormatError(f"{row.where('answer')}: a polygon needs at least 3 points")
-        return make_record(
-            benchmark="robospatial",
-            item_id=item_id,
-            task="spatial",
+        return record(
             answer_type=POINT_ANSWER_TYPE,
-            question=question,
             answer=None,
-            images=images,
             rule="point_in_polygon",
             polygon=[list(p) for p in points],
-            subset=category,
         )
 
     return build_each(take(rows, limit), build)
