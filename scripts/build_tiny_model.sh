@@ -12,7 +12,7 @@ trap 'rm -rf "$WORK"' EXIT
 python -m vlthinker.models.tiny --out "$WORK/untrained" --seed 0
 vlthinker sft \
   --model "$WORK/untrained" \
-  --data synthetic --synthetic-size "${SFT_ITEMS:-19200}" --synthetic-seed 1 \
+  --data synthetic --synthetic-size "${SFT_ITEMS:-38400}" --synthetic-seed 1 \
   --epochs 1 --batch-size 32 --learning-rate 1e-3 --logging-steps 20 \
   --out "$WORK/sft"
 rm -rf "$OUT"
