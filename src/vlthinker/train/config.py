@@ -6,6 +6,7 @@ message naming the full key (``algorithm.clip_high``), never silently.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import types
@@ -190,10 +191,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         return build_dataclass(annotation, value, key)
     if annotation is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as text
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {type(value).__name__} {value!r}")
         return float(value)
