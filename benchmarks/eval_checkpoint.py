@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import torch
 
-from vlthinker.data import TASKS, PromptConfig, build_messages, synthetic
+from vlthinker.data import TASKS, PromptConfig, build_messages, synthetic, verifier_meta
 from vlthinker.models import load_policy
 from vlthinker.rewards import score
 from vlthinker.rollout import generate
@@ -39,9 +39,7 @@ def evaluate(
             do_sample=temperature > 0,
         )
         for record, response in zip(batch, responses, strict=True):
-            meta = dict(
-                record.meta, reasoning=config.is_reasoning(record.task), options=record.options
-            )
+            meta = verifier_meta(record, config)
             scores = score(response, record.answer, record.answer_type, **meta)
             row = totals[record.task]
             row["n"] += 1

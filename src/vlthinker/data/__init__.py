@@ -1,7 +1,13 @@
 """Data: typed records, readers for every supported format, prompts, and the synthetic suite."""
 
 from vlthinker.data import synthetic
-from vlthinker.data.prompts import PromptConfig, build_messages, prompt_text, target_text
+from vlthinker.data.prompts import (
+    PromptConfig,
+    build_messages,
+    prompt_text,
+    target_text,
+    verifier_meta,
+)
 from vlthinker.data.readers import (
     REFERENCE_PROBLEM_TYPES,
     REFERENCE_TASK_TYPES,
@@ -27,5 +33,6 @@ __all__ = [
     "synthetic",
     "target_text",
     "to_record",
+    "verifier_meta",
     "write_records",
 ]

@@ -6,6 +6,7 @@ authors' Qwen3 prompt uses ``thinking``); perception tasks ask for a bare ``<ans
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +86,6 @@ def target_text(record: Record, config: PromptConfig | None = None) -> str:
     ``solution`` holds the reasoning only (no tags); the think tag is the config's, so one data set
     trains either tag.
     """
-    import json
-
     config = config or PromptConfig()
     answer = record.answer
     if record.answer_type == "grounding":
@@ -98,3 +97,31 @@ def target_text(record: Record, config: PromptConfig | None = None) -> str:
         thought = record.solution or ""
         return f"<{tag}>{thought}</{tag}><answer>{answer_text}</answer>"
     return f"<answer>{answer_text}</answer>"
+
+
+# Meta keys evaluation adapters attach for their own rules; the training verifiers never see them.
+EVALUATION_ONLY_META = ("eval", "benchmark")
+
+
+def json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def verifier_meta(record: Record, config: PromptConfig | None = None) -> dict[str, Any]:
+    """What ``vlthinker.rewards.score`` needs beside the answer: the record's meta, the prompt's
+    reasoning style and tag, and the options. Training and evaluation both score through this."""
+    meta = {
+        key: value
+        for key, value in (record.meta or {}).items()
+        if key not in EVALUATION_ONLY_META and json_safe(value)
+    }
+    if config is not None:
+        meta["reasoning"] = config.is_reasoning(record.task)
+        meta["think_tag"] = config.think_tag
+    if record.options:
+        meta["options"] = list(record.options)
+    return meta

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlthinker.data.prompts import json_safe
 from vlthinker.evaluation.adapters import get_benchmark
-from vlthinker.evaluation.scoring import eval_meta, json_safe, score_prediction
+from vlthinker.evaluation.scoring import eval_meta, score_prediction
 from vlthinker.evaluation.table import summarize, task_means
 
 log = logging.getLogger(__name__)

@@ -27,43 +27,19 @@ Model output is untrusted: parsing is regex-only on a bounded prefix of the answ
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
 from typing import Any
 
 from vlthinker import rewards
+from vlthinker.data.prompts import verifier_meta
 
 MAX_PARSE_CHARS = 4096  # parsers only ever look at this much of an answer
 MAX_POINTS = 64
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _POINT = re.compile(r"[\(\[]\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*[\)\]]")
 RULE_ONLY = frozenset({"point_in_mask", "point_in_polygon"})
-
-
-def json_safe(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def verifier_meta(record: Any, prompt_config: Any = None) -> dict[str, Any]:
-    """What the training verifier receives beside the answer — as the trainer builds it
-    (record meta, the prompt's reasoning style and tag, options), minus evaluation-only data."""
-    meta = {
-        key: value
-        for key, value in (record.meta or {}).items()
-        if key not in ("eval", "benchmark") and json_safe(value)
-    }
-    if prompt_config is not None:
-        meta["reasoning"] = prompt_config.is_reasoning(record.task)
-        meta["think_tag"] = prompt_config.think_tag
-    if record.options:
-        meta["options"] = list(record.options)
-    return meta
 
 
 def eval_meta(record: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 EMBEDDED_MODELS = {"tiny_vlm": ASSETS / "tiny_vlm"}
 EMBEDDED_PREFIX = "embedded:"
-_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 
 
 def resolve_model_path(name: str | Path) -> Path:
@@ -69,5 +69,5 @@ def load_policy(
 def vision_token_ids(processor: Any) -> list[int]:
     """Ids of the vision special tokens, which generation must never emit."""
     tokenizer = getattr(processor, "tokenizer", processor)
-    ids = [tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS]
+    ids = [tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS]
     return [i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id and i >= 0]

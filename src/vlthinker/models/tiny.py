@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vlthinker.data import PromptConfig, Record, prompt_text, synthetic, target_text
+from vlthinker.models.loading import VISION_TOKENS
 from vlthinker.models.processor import save_processor
 
 SPECIAL_TOKENS = (
@@ -24,7 +25,6 @@ SPECIAL_TOKENS = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
-VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
 # Structure tags as whole tokens: the format reward hinges on them; one token is easier to learn.
 TAG_TOKENS = ("<think>", "</think>", "<thinking>", "</thinking>", "<answer>", "</answer>")
 

@@ -8,25 +8,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from vlthinker.data import PromptConfig, Record, build_messages
-
-
-def score_meta(record: Record, prompt_config: PromptConfig) -> dict[str, Any]:
-    """What ``vlthinker.rewards.score`` needs beside the answer: prompt style and record meta."""
-    meta = {k: v for k, v in (record.meta or {}).items() if _json_safe(v)}
-    meta["reasoning"] = prompt_config.is_reasoning(record.task)
-    meta["think_tag"] = prompt_config.think_tag
-    if record.options:
-        meta["options"] = list(record.options)
-    return meta
-
-
-def _json_safe(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+from vlthinker.data import PromptConfig, Record, build_messages, verifier_meta
 
 
 def training_rows(
@@ -51,7 +33,7 @@ def training_rows(
                 "task_index": task_index[record.task],
                 "stage2_index": stage2_index[getattr(record, stage2_key)],
                 "record_id": str(record.id if record.id is not None else position),
-                "score_meta": json.dumps(score_meta(record, prompt_config)),
+                "score_meta": json.dumps(verifier_meta(record, prompt_config)),
             }
         )
     return Dataset.from_list(rows)
