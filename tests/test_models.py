@@ -6,34 +6,12 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 import torch
 
 from vlthinker.data import PromptConfig, Record, build_messages, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
-from vlthinker.models.tiny import TinyVLMSpec, build_tiny_vlm
 from vlthinker.rewards import score
 from vlthinker.rollout import encode_prompts, generate, generate_tokens
-
-SMALL = TinyVLMSpec(
-    vocab_size=400,
-    hidden_size=64,
-    layers=2,
-    heads=2,
-    kv_heads=1,
-    intermediate_size=128,
-    vision_hidden_size=64,
-    vision_layers=2,
-    vision_heads=2,
-    vision_intermediate_size=128,
-    image_size=64,
-    tokenizer_items=120,
-)
-
-
-@pytest.fixture(scope="module")
-def small_model_dir(tmp_path_factory) -> Path:
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny"), SMALL)
 
 
 def _inputs(records: list[Record]):

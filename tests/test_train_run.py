@@ -13,27 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from vlthinker.models.tiny import TinyVLMSpec, build_tiny_vlm
 from vlthinker.train.config import load_config
 from vlthinker.train.run import train
 from vlthinker.train.run_folder import BATCHES_FILE, latest_complete_checkpoint, read_metrics
 
-SMALL = TinyVLMSpec(
-    vocab_size=400, hidden_size=64, layers=2, heads=2, kv_heads=1, intermediate_size=128,
-    vision_hidden_size=64, vision_layers=2, vision_heads=2, vision_intermediate_size=128,
-    image_size=64, tokenizer_items=120,
-)  # fmt: skip
 TASKS = ["math", "chart", "ocr", "grounding", "spatial", "vqa"]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny"), SMALL)
-
-
-def overrides(model_dir: Path, out: Path, steps: int, save_steps: int) -> list[str]:
+def overrides(small_model_dir: Path, out: Path, steps: int, save_steps: int) -> list[str]:
     return [
-        f"model.path={model_dir}",
+        f"model.path={small_model_dir}",
         f"training.output_dir={out}",
         f"training.max_steps={steps}",
         f"training.save_steps={save_steps}",
@@ -50,16 +39,20 @@ def overrides(model_dir: Path, out: Path, steps: int, save_steps: int) -> list[s
     ]
 
 
-def demo_config(model_dir: Path, out: Path, steps: int = 2, save_steps: int = 2):
+def demo_config(small_model_dir: Path, out: Path, steps: int = 2, save_steps: int = 2):
     from vlthinker.train.cli import DEMO_CONFIG, packaged_config
 
-    return load_config(packaged_config(DEMO_CONFIG), overrides(model_dir, out, steps, save_steps))
+    return load_config(
+        packaged_config(DEMO_CONFIG), overrides(small_model_dir, out, steps, save_steps)
+    )
 
 
-def test_two_steps_write_metrics_checkpoints_plots_and_the_table(model_dir: Path, tmp_path: Path):
+def test_two_steps_write_metrics_checkpoints_plots_and_the_table(
+    small_model_dir: Path, tmp_path: Path
+):
     from transformers import AutoModelForImageTextToText
 
-    result = train(demo_config(model_dir, tmp_path / "run"))
+    result = train(demo_config(small_model_dir, tmp_path / "run"))
     run = result.output_dir
     metrics = read_metrics(run)
     steps = [e for e in metrics if e["split"] == "train" and "loss" in e]
@@ -97,13 +90,13 @@ def _batches(run: Path) -> list[list[str]]:
     return [e["record_ids"] for e in entries]
 
 
-def test_resume_after_sigkill_keeps_the_data_order_and_step_count(model_dir: Path, tmp_path):
+def test_resume_after_sigkill_keeps_the_data_order_and_step_count(small_model_dir: Path, tmp_path):
     steps = 4
-    reference = train(demo_config(model_dir, tmp_path / "reference", steps, 1)).output_dir
+    reference = train(demo_config(small_model_dir, tmp_path / "reference", steps, 1)).output_dir
 
     killed = tmp_path / "killed"
     command = [sys.executable, "-m", "vlthinker.cli", "train",
-               *overrides(model_dir, killed, steps, 1)]  # fmt: skip
+               *overrides(small_model_dir, killed, steps, 1)]  # fmt: skip
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -129,11 +122,11 @@ def test_resume_after_sigkill_keeps_the_data_order_and_step_count(model_dir: Pat
     assert train_steps == list(range(1, steps + 1))
 
 
-def test_length_and_entropy_shaping_act_per_task(model_dir: Path, tmp_path: Path):
+def test_length_and_entropy_shaping_act_per_task(small_model_dir: Path, tmp_path: Path):
     """Each task gets its own length envelope and entropy band, from the config alone."""
     from vlthinker.train.config import TaskShaping
 
-    config = demo_config(model_dir, tmp_path / "run", steps=1, save_steps=100)
+    config = demo_config(small_model_dir, tmp_path / "run", steps=1, save_steps=100)
     config.training.per_device_batch_size = 24  # one micro-batch: the logged values are exact
     config.training.eval_steps = 0
     config.data.validation_size = 0
