@@ -10,6 +10,7 @@ import torch
 
 from vlthinker.algorithms import g2rpo_advantages, grpo_advantages
 from vlthinker.train.report import final_table
+from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.trainer import (
     MethodSettings,
@@ -101,3 +102,20 @@ def test_final_table_start_versus_end():
     assert "| ocr | 0.500 | 0.250 | -0.250 | — | — |" in table
     assert "chart" not in table
     assert "| **mean** | 0.375 | 0.375 | +0.000 |" in table
+
+
+def test_reward_components_rescore_a_new_batch_in_the_same_list_object():
+    # TRL frees each step's completion list; CPython hands its id to the next step's list, so
+    # scores must follow the content, not the object (an id cache fed step t's rewards to t+1).
+    rewards = RewardComponents(torch.tensor([[0.0, 0.0, 10.0, 20.0]], dtype=torch.float64))
+    columns = {
+        "answer_json": [json.dumps("7"), json.dumps("7")],
+        "answer_type": ["numeric", "numeric"],
+        "score_meta": [json.dumps({"reasoning": False})] * 2,
+        "task_index": [0, 0],
+    }
+    completions = ["<answer>7</answer>", "<answer>3</answer>"]
+    assert rewards.accuracy(None, completions, **columns) == [1.0, 0.0]
+    completions[:] = ["<answer>3</answer>", "<answer>7</answer>"]  # same object, new content
+    assert rewards.accuracy(None, completions, **columns) == [0.0, 1.0]
+    assert rewards.format(None, completions, **columns) == [1.0, 1.0]

@@ -40,20 +40,18 @@ class RewardComponents:
     def __init__(self, envelopes: torch.Tensor, length_enabled: bool = True) -> None:
         self.envelopes = envelopes
         self.length_enabled = length_enabled
-        self._cache_key: tuple[int, int] | None = None
+        self._cache_key: tuple[tuple[str, ...], ...] | None = None
         self._cache: list[dict[str, float]] = []
 
     def _scores(self, completions: Sequence[Any], kwargs: dict[str, Any]) -> list[dict[str, float]]:
-        key = (id(completions), len(completions))
+        # Keyed on the content, never on id(completions): CPython reuses the id of a freed list,
+        # so an id key hands one step's scores to the next step's completions.
+        texts = tuple(completion_text(c) for c in completions)
+        key = (texts, tuple(kwargs["answer_json"]), tuple(kwargs["score_meta"]))
         if key != self._cache_key:
             metas = [json.loads(meta) for meta in kwargs["score_meta"]]
             answers = [json.loads(answer) for answer in kwargs["answer_json"]]
-            self._cache = score_batch(
-                [completion_text(c) for c in completions],
-                answers,
-                list(kwargs["answer_type"]),
-                metas,
-            )
+            self._cache = score_batch(list(texts), answers, list(kwargs["answer_type"]), metas)
             self._cache_key = key
         return self._cache
 
