@@ -96,12 +96,17 @@ def _math(rng: random.Random, size: int, difficulty: float, index: int) -> Recor
     count = 3 if rng.random() < difficulty * 0.5 else 2
     numbers = [rng.randint(1, high) for _ in range(count)]
     canvas = Canvas.new(size, rng)
-    font = _font(max(12, size // 4))
     slot = size // count
+    # Digits as large as the slots allow: a glyph must span several vision patches to be read.
+    digits = len(str(high))
+    font = _font(max(12, min(size // 2, int(slot / (digits * 0.75)))))
     jitter = 2 + int(difficulty * size / 5)  # easy items keep each number near its slot's centre
     for i, number in enumerate(numbers):
-        x = i * slot + slot // 2 - size // 10 + rng.randint(-jitter, jitter)
-        y = size // 2 - size // 7 + rng.randint(-jitter, jitter)
+        left, top, right, bottom = canvas.draw.textbbox((0, 0), str(number), font=font)
+        x = i * slot + (slot - (right - left)) // 2 + rng.randint(-jitter, jitter)
+        y = (size - (bottom - top)) // 2 + rng.randint(-jitter, jitter)
+        x = min(max(x, i * slot), (i + 1) * slot - (right - left)) - left  # stay in its slot
+        y = min(max(y, 0), size - (bottom - top)) - top
         canvas.draw.text((x, y), str(number), fill=(rng.randint(0, 60),) * 3, font=font)
     listed = (
         " and ".join(str(n) for n in numbers) if count == 2 else "{}, {} and {}".format(*numbers)
