@@ -79,8 +79,8 @@ def main() -> None:
     for task in TASKS:
         g, s = results["greedy"][task], results["sampled t=1"][task]
         print(
-            f"| {task} | {g['format']:.2f} | {g['accuracy']:.2f} "
-            f"| {s['format']:.2f} | {s['accuracy']:.2f} |"
+            f"| {task} | {g['format']:.3f} | {g['accuracy']:.3f} "
+            f"| {s['format']:.3f} | {s['accuracy']:.3f} |"
         )
 
 

@@ -152,3 +152,49 @@ def test_length_and_entropy_shaping_act_per_task(small_model_dir: Path, tmp_path
             assert step[f"{task}/entropy"] > 0.5
             expected_penalty += 0.1 * (step[f"{task}/entropy"] - 0.5)
     assert step["entropy_band_penalty"] == pytest.approx(expected_penalty, rel=1e-4)
+
+
+
+def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import torch
+    from transformers import TrainerState
+
+    import vlthinker.evaluation
+    from vlthinker.data import PromptConfig
+    from vlthinker.train.callbacks import ValidationCallback
+
+    class Result:  # what evaluate_records returns, with the pass's first random draw as score
+        def __init__(self, draw: float) -> None:
+            self.per_task = {"math": {"accuracy": draw}}
+
+    def fake_evaluate(model, processor, records, **kwargs):
+        assert kwargs["temperature"] == 1.0
+        return Result(float(torch.rand(1)))
+
+    monkeypatch.setattr(vlthinker.evaluation, "evaluate_records", fake_evaluate)
+    callback = ValidationCallback(
+        processor=None,
+        records=["item"],
+        prompt_config=PromptConfig(),
+        output_dir=tmp_path,
+        every=1,
+        batch_size=1,
+        max_new_tokens=8,
+        temperature=1.0,
+        seed=5,
+        tensorboard=False,
+        progress=False,
+    )
+    model = torch.nn.Linear(1, 1)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    state = TrainerState()
+    callback._validate(model, 0, state)
+    callback._validate(model, 1, state)
+    assert torch.equal(torch.random.get_rng_state(), before)  # training draws are unchanged
+    callback.seed = 6
+    callback._validate(model, 2, state)
+    draws = [entry["math/accuracy"] for entry in callback.history(tmp_path)]
+    assert draws[0] == draws[1] != draws[2]  # same stream every pass; the seed drives it

@@ -124,7 +124,7 @@ def _math(rng: random.Random, size: int, difficulty: float, index: int) -> Recor
 
 
 def _chart(rng: random.Random, size: int, difficulty: float, index: int) -> Record:
-    count = 3 + round(difficulty * 2)
+    count = 4 + round(difficulty * 2)  # 4 bars when easy, 6 when hard
     values = [rng.randint(1, 9) for _ in range(count)]
     canvas = Canvas.new(size, rng)
     font = _font(max(9, size // 9))

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from transformers import TrainerCallback
 
 from vlthinker.train.run_folder import append_metrics, read_metrics
@@ -33,7 +34,10 @@ class MetricsFileCallback(TrainerCallback):
 class ValidationCallback(TrainerCallback):
     """Per-task validation before training, every ``every`` steps and at the end.
 
-    Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses.
+    Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses. Sampled
+    validation (``temperature`` > 0) draws from its own generator reseeded with ``seed`` at every
+    pass: each pass sees the same random stream (so start-vs-end differences are not sampling
+    luck) and the training run's random state is left as it was (so resume stays exact).
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class ValidationCallback(TrainerCallback):
         batch_size: int,
         max_new_tokens: int,
         temperature: float,
+        seed: int,
         tensorboard: bool,
         progress: bool,
     ) -> None:
@@ -58,6 +63,7 @@ class ValidationCallback(TrainerCallback):
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.seed = seed
         self.tensorboard = tensorboard
         self.progress = progress
         self._writer = None
@@ -72,16 +78,18 @@ class ValidationCallback(TrainerCallback):
 
         was_training = model.training
         model.eval()
-        result = evaluate_records(
-            model,
-            self.processor,
-            self.records,
-            batch_size=self.batch_size,
-            max_new_tokens=self.max_new_tokens,
-            temperature=self.temperature,
-            prompt_config=self.prompt_config,
-            progress=self.progress,
-        )
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            result = evaluate_records(
+                model,
+                self.processor,
+                self.records,
+                batch_size=self.batch_size,
+                max_new_tokens=self.max_new_tokens,
+                temperature=self.temperature,
+                prompt_config=self.prompt_config,
+                progress=self.progress,
+            )
         if was_training:
             model.train()
         self._done.add(step)

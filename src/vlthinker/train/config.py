@@ -117,6 +117,7 @@ class TrainingConfig:
     save_total_limit: int | None = 2
     eval_steps: int = 10
     eval_temperature: float = 0.0  # 0 = greedy validation
+    eval_seed: int = 0  # sampled validation: the same random stream at every pass
     eval_batch_size: int = 48
     use_cpu: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON config

@@ -224,6 +224,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         batch_size=config.training.eval_batch_size,
         max_new_tokens=config.rollout.max_new_tokens,
         temperature=config.training.eval_temperature,
+        seed=config.training.eval_seed,
         tensorboard="tensorboard" in config.logging.report_to,
         progress=config.logging.progress,
     )
@@ -238,6 +239,22 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         peft_config=lora_config(config),
     )
     return BuiltRun(trainer, processor, validation, tasks)
+
+
+def validation_caption(config: RunConfig) -> str:
+    """One line saying what the start-vs-end table measured."""
+    training = config.training
+    mode = (
+        "greedy"
+        if training.eval_temperature <= 0
+        else f"sampled at temperature {training.eval_temperature:g} (seed {training.eval_seed})"
+    )
+    size = (
+        f"{config.data.validation_size} held-out items per task"
+        if config.data.validation == "synthetic"
+        else f"records of {config.data.validation}"
+    )
+    return f"Validation: {size}, {mode}."
 
 
 def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
@@ -255,7 +272,7 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
     trainer = built.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
     history = built.validation.history(output_dir)
-    table = final_table(history, built.tasks)
+    table = validation_caption(config) + "\n\n" + final_table(history, built.tasks)
     if trainer.is_world_process_zero():
         trainer.save_model(str(output_dir / "final"))
         built.processor.save_pretrained(str(output_dir / "final"))
