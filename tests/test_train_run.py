@@ -154,7 +154,6 @@ def test_length_and_entropy_shaping_act_per_task(small_model_dir: Path, tmp_path
     assert step["entropy_band_penalty"] == pytest.approx(expected_penalty, rel=1e-4)
 
 
-
 def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):

@@ -241,6 +241,16 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
     return BuiltRun(trainer, processor, validation, tasks)
 
 
+def save_final_model(trainer: G2RPOTrainer, folder: Path) -> None:
+    """The trained policy as a plain transformers checkpoint; a LoRA adapter is merged first
+    (the step checkpoints keep the adapter alone, which is what resume needs)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if hasattr(model, "merge_and_unload"):  # a peft model
+        model.merge_and_unload().save_pretrained(str(folder))
+    else:
+        trainer.save_model(str(folder))
+
+
 def validation_caption(config: RunConfig) -> str:
     """One line saying what the start-vs-end table measured."""
     training = config.training
@@ -274,7 +284,7 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
     history = built.validation.history(output_dir)
     table = validation_caption(config) + "\n\n" + final_table(history, built.tasks)
     if trainer.is_world_process_zero():
-        trainer.save_model(str(output_dir / "final"))
+        save_final_model(trainer, output_dir / "final")
         built.processor.save_pretrained(str(output_dir / "final"))
         (output_dir / "results.md").write_text(table + "\n")
         (output_dir / "results.json").write_text(json.dumps(history, indent=2))
