@@ -47,6 +47,11 @@ def main(out_path: str) -> None:
     if accelerator.is_main_process:
         with open(out_path, "w") as handle:
             json.dump({"processes": accelerator.num_processes, "advantages": pieces}, handle)
+    # Tear the gloo group down before exit: left to interpreter shutdown, its threads can abort
+    # the process ("terminate called without an active exception").
+    accelerator.wait_for_everyone()
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
