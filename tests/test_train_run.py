@@ -197,3 +197,28 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
     callback._validate(model, 2, state)
     draws = [entry["math/accuracy"] for entry in callback.history(tmp_path)]
     assert draws[0] == draws[1] != draws[2]  # same stream every pass; the seed drives it
+
+
+def test_a_lora_run_saves_a_merged_model_plain_transformers_loads(
+    small_model_dir: Path, tmp_path: Path
+):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from vlthinker.train.cli import DEMO_CONFIG, packaged_config
+
+    config = load_config(
+        packaged_config(DEMO_CONFIG),
+        [
+            *overrides(small_model_dir, tmp_path / "run", 1, 1),
+            "model.lora_rank=4",
+            "training.learning_rate=1e-2",
+        ],
+    )
+    final = train(config).output_dir / "final"
+    assert not (final / "adapter_config.json").exists()  # merged, not an adapter
+    start = AutoModelForImageTextToText.from_pretrained(small_model_dir).state_dict()
+    trained = AutoModelForImageTextToText.from_pretrained(final).state_dict()
+    assert trained.keys() == start.keys()
+    changed = [k for k in start if not torch.equal(start[k], trained[k])]
+    assert changed and all("language_model" in k for k in changed)  # LoRA targets the LM only
