@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import defaultdict
 
 import torch
 
-from vlthinker.data import TASKS, PromptConfig, build_messages, synthetic, verifier_meta
+from vlthinker.data import TASKS, PromptConfig, synthetic
+from vlthinker.evaluation import evaluate_records
 from vlthinker.models import load_policy
-from vlthinker.rewards import score
-from vlthinker.rollout import generate
 
 HELD_OUT_SEED = 987_654
-
-
-def evaluate(
-    model, processor, records, *, temperature: float, batch_size: int, max_new_tokens: int
-):
-    config = PromptConfig()
-    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for start in range(0, len(records), batch_size):
-        batch = records[start : start + batch_size]
-        responses = generate(
-            model,
-            processor,
-            [build_messages(r, config) for r in batch],
-            [r.load_images() for r in batch],
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            do_sample=temperature > 0,
-        )
-        for record, response in zip(batch, responses, strict=True):
-            meta = verifier_meta(record, config)
-            scores = score(response, record.answer, record.answer_type, **meta)
-            row = totals[record.task]
-            row["n"] += 1
-            row["format"] += scores["format"]
-            row["accuracy"] += scores["accuracy"]
-    return {
-        task: {k: v / row["n"] if k != "n" else v for k, v in row.items()}
-        for task, row in totals.items()
-    }
 
 
 def main() -> None:
@@ -65,14 +34,16 @@ def main() -> None:
     results = {}
     for name, temperature in (("greedy", 0.0), ("sampled t=1", 1.0)):
         started = time.perf_counter()
-        results[name] = evaluate(
+        results[name] = evaluate_records(
             model,
             processor,
             records,
-            temperature=temperature,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
-        )
+            temperature=temperature,
+            prompt_config=PromptConfig(),
+            progress=False,
+        ).per_task
         print(f"{name}: {time.perf_counter() - started:.1f} s for {len(records)} items")
     print("\n| task | greedy format | greedy accuracy | sampled format | sampled accuracy |")
     print("|---|---|---|---|---|")
