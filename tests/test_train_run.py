@@ -39,11 +39,11 @@ def overrides(small_model_dir: Path, out: Path, steps: int, save_steps: int) -> 
     ]
 
 
-def demo_config(small_model_dir: Path, out: Path, steps: int = 2, save_steps: int = 2):
+def demo_config(small_model_dir: Path, out: Path, steps: int = 2, save_steps: int = 2, *extra: str):
     from vlthinker.train.cli import DEMO_CONFIG, packaged_config
 
     return load_config(
-        packaged_config(DEMO_CONFIG), overrides(small_model_dir, out, steps, save_steps)
+        packaged_config(DEMO_CONFIG), [*overrides(small_model_dir, out, steps, save_steps), *extra]
     )
 
 
@@ -205,15 +205,8 @@ def test_a_lora_run_saves_a_merged_model_plain_transformers_loads(
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from vlthinker.train.cli import DEMO_CONFIG, packaged_config
-
-    config = load_config(
-        packaged_config(DEMO_CONFIG),
-        [
-            *overrides(small_model_dir, tmp_path / "run", 1, 1),
-            "model.lora_rank=4",
-            "training.learning_rate=1e-2",
-        ],
+    config = demo_config(
+        small_model_dir, tmp_path / "run", 1, 1, "model.lora_rank=4", "training.learning_rate=1e-2"
     )
     final = train(config).output_dir / "final"
     assert not (final / "adapter_config.json").exists()  # merged, not an adapter
