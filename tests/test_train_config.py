@@ -28,6 +28,7 @@ def test_paper_recipe_values():
     assert config.rollout.num_generations == 8
     assert config.rollout.max_new_tokens == 4096
     assert config.shaping.entropy_coef == 0.02
+    assert (config.training.eval_temperature, config.training.eval_top_p) == (0.7, 0.95)
     assert config.shaping.think_tag == "thinking"
 
 
@@ -68,6 +69,7 @@ def test_int_widens_to_float_but_not_the_reverse():
         ("shaping.tasks.ocr.length=[30, 10]", r"shaping\.tasks\.ocr\.length must be"),
         ("shaping.tasks.ocr.entropy_band=[0.6, 0.2]", r"shaping\.tasks\.ocr\.entropy_band"),
         ("shaping.tasks.ocr.reasoning=maybe", r"shaping\.tasks\.ocr\.reasoning: expected true"),
+        ("training.eval_top_p=0", r"training\.eval_top_p must be in \(0, 1\]"),
         ("training.per_device_batch_size=7", r"training\.per_device_batch_size \(7\) must divide"),
         ("data.tasks=math", r"data\.tasks: expected a list"),
         ("training", r"must look like key\.sub=value"),
@@ -98,3 +100,23 @@ def test_malformed_files_are_reported_with_their_path(tmp_path):
 def test_parse_override_reads_values_as_yaml():
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("a.b=x=y") == ("a.b", "x=y")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "caption"),
+    [
+        (["training.eval_temperature=0"], "256 held-out items per task, greedy."),
+        (
+            ["training.eval_temperature=1", "training.eval_top_p=1"],
+            "sampled at temperature 1 (seed 0).",
+        ),
+        (
+            ["training.eval_temperature=0.7", "training.eval_top_p=0.95", "training.eval_seed=3"],
+            "sampled at temperature 0.7, top-p 0.95 (seed 3).",
+        ),
+    ],
+)
+def test_the_results_caption_says_how_validation_decoded(overrides, caption):
+    from vlthinker.train.run import validation_caption
+
+    assert validation_caption(load_config(CONFIGS / "demo.yaml", overrides)).endswith(caption)

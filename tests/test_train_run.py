@@ -169,7 +169,7 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
             self.per_task = {"math": {"accuracy": draw}}
 
     def fake_evaluate(model, processor, records, **kwargs):
-        assert kwargs["temperature"] == 1.0
+        assert (kwargs["temperature"], kwargs["top_p"]) == (1.0, 0.95)
         return Result(float(torch.rand(1)))
 
     monkeypatch.setattr(vlthinker.evaluation, "evaluate_records", fake_evaluate)
@@ -182,6 +182,7 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
         batch_size=1,
         max_new_tokens=8,
         temperature=1.0,
+        top_p=0.95,
         seed=5,
         tensorboard=False,
         progress=False,

@@ -52,6 +52,7 @@ class ValidationCallback(TrainerCallback):
         max_new_tokens: int,
         temperature: float,
         seed: int,
+        top_p: float = 1.0,
         tensorboard: bool,
         progress: bool,
     ) -> None:
@@ -63,6 +64,7 @@ class ValidationCallback(TrainerCallback):
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        self.top_p = top_p
         self.seed = seed
         self.tensorboard = tensorboard
         self.progress = progress
@@ -87,6 +89,7 @@ class ValidationCallback(TrainerCallback):
                 batch_size=self.batch_size,
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature,
+                top_p=self.top_p,
                 prompt_config=self.prompt_config,
                 progress=self.progress,
             )

@@ -118,6 +118,7 @@ class TrainingConfig:
     eval_steps: int = 10
     eval_temperature: float = 0.0  # 0 = greedy validation
     eval_seed: int = 0  # sampled validation: the same random stream at every pass
+    eval_top_p: float = 1.0  # nucleus for sampled validation (the recipe: 0.95 at temperature 0.7)
     eval_batch_size: int = 48
     use_cpu: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON config
@@ -303,6 +304,8 @@ def validate(config: RunConfig) -> None:
         (config.training.max_steps >= 1, "training.max_steps must be ≥ 1"),
         (config.training.prompts_per_step >= 1, "training.prompts_per_step must be ≥ 1"),
         (config.training.learning_rate > 0, "training.learning_rate must be > 0"),
+        (config.training.eval_temperature >= 0, "training.eval_temperature must be ≥ 0"),
+        (0 < config.training.eval_top_p <= 1, "training.eval_top_p must be in (0, 1]"),
         (config.shaping.entropy_coef >= 0, "shaping.entropy_coef must be ≥ 0"),
         (config.data.train_size >= 1, "data.train_size must be ≥ 1"),
         (bool(config.data.tasks), "data.tasks must name at least one task"),

@@ -225,6 +225,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         max_new_tokens=config.rollout.max_new_tokens,
         temperature=config.training.eval_temperature,
         seed=config.training.eval_seed,
+        top_p=config.training.eval_top_p,
         tensorboard="tensorboard" in config.logging.report_to,
         progress=config.logging.progress,
     )
@@ -257,7 +258,9 @@ def validation_caption(config: RunConfig) -> str:
     mode = (
         "greedy"
         if training.eval_temperature <= 0
-        else f"sampled at temperature {training.eval_temperature:g} (seed {training.eval_seed})"
+        else f"sampled at temperature {training.eval_temperature:g}"
+        + (f", top-p {training.eval_top_p:g}" if training.eval_top_p < 1 else "")
+        + f" (seed {training.eval_seed})"
     )
     size = (
         f"{config.data.validation_size} held-out items per task"
