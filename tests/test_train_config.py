@@ -125,7 +125,8 @@ def test_the_results_caption_says_how_validation_decoded(overrides, caption):
 def test_a_key_given_twice_is_an_error_naming_the_file_key_and_line(tmp_path):
     twice = tmp_path / "twice.yaml"
     twice.write_text("training:\n  learning_rate: 1.0e-5\n  seed: 3\n  learning_rate: 1.0e-3\n")
-    with pytest.raises(ConfigError, match=r"(?s)twice\.yaml .*duplicate key 'learning_rate'.*line 4"):
+    message = r"(?s)twice\.yaml .*duplicate key 'learning_rate'.*line 4"
+    with pytest.raises(ConfigError, match=message):
         load_config(twice)
     once = tmp_path / "once.yaml"  # the same key in two sections is fine
     once.write_text("training:\n  seed: 1\ndata:\n  seed: 2\n")
