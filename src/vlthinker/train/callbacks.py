@@ -36,8 +36,9 @@ class ValidationCallback(TrainerCallback):
 
     Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses. Sampled
     validation (``temperature`` > 0) draws from its own generator reseeded with ``seed`` at every
-    pass: each pass sees the same random stream (so start-vs-end differences are not sampling
-    luck) and the training run's random state is left as it was (so resume stays exact).
+    pass: each pass sees the same random stream (so passes differ by the model, not by the
+    draws — item-level sampling noise remains) and the training run's random state is left as it
+    was (so resume stays exact).
     """
 
     def __init__(
@@ -51,8 +52,8 @@ class ValidationCallback(TrainerCallback):
         batch_size: int,
         max_new_tokens: int,
         temperature: float,
+        top_p: float,
         seed: int,
-        top_p: float = 1.0,
         tensorboard: bool,
         progress: bool,
     ) -> None:

@@ -255,13 +255,14 @@ def save_final_model(trainer: G2RPOTrainer, folder: Path) -> None:
 def validation_caption(config: RunConfig) -> str:
     """One line saying what the start-vs-end table measured."""
     training = config.training
-    mode = (
-        "greedy"
-        if training.eval_temperature <= 0
-        else f"sampled at temperature {training.eval_temperature:g}"
-        + (f", top-p {training.eval_top_p:g}" if training.eval_top_p < 1 else "")
-        + f" (seed {training.eval_seed})"
-    )
+    if training.eval_temperature <= 0:
+        mode = "greedy"
+    else:
+        nucleus = f", top-p {training.eval_top_p:g}" if training.eval_top_p < 1 else ""
+        mode = (
+            f"sampled at temperature {training.eval_temperature:g}{nucleus} "
+            f"(seed {training.eval_seed})"
+        )
     size = (
         f"{config.data.validation_size} held-out items per task"
         if config.data.validation == "synthetic"
