@@ -22,6 +22,7 @@ from vlthinker.evaluation import (
     read_predictions,
     run_eval,
     summarize,
+    task_means,
 )
 from vlthinker.evaluation.scoring import score_prediction
 
@@ -365,6 +366,19 @@ def test_run_eval_table_is_recomputable_from_the_predictions_file(tmp_path):
         )
     ]
     assert order == sorted(order)
+
+
+def test_task_means_carry_the_standard_error_of_accuracy():
+    # By hand: accuracies 1, 0, 1, 0 → mean 0.5, sample variance 1/3, s.e. √(1/3 / 4) = 0.2887;
+    # one item has no spread to measure (0); a constant task has none either.
+    rows = [{"task": "math", "accuracy": a, "format": 1.0} for a in (1.0, 0.0, 1.0, 0.0)]
+    rows += [{"task": "ocr", "accuracy": 0.7}]
+    rows += [{"task": "vqa", "accuracy": 0.5}, {"task": "vqa", "accuracy": 0.5}]
+    means = task_means(rows)
+    assert means["math"]["accuracy"] == 0.5
+    assert means["math"]["accuracy_se"] == pytest.approx(0.288675, abs=1e-6)
+    assert means["ocr"]["accuracy_se"] == 0.0
+    assert means["vqa"]["accuracy_se"] == 0.0
 
 
 def test_rerun_skips_scored_items_and_finishes_an_interrupted_run(tmp_path):

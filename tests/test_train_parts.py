@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vlthinker.algorithms import g2rpo_advantages, grpo_advantages
-from vlthinker.train.report import final_table
+from vlthinker.train.report import BAND_NOTE, change_band, final_table
 from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.trainer import (
@@ -98,10 +98,27 @@ def test_final_table_start_versus_end():
         {"step": 30, "math/accuracy": 0.5, "math/format": 1.0, "ocr/accuracy": 0.25},
     ]
     table = final_table(history, ["math", "ocr", "chart"])
-    assert "| math | 0.250 | 0.500 | +0.250 | 0.900 | 1.000 |" in table
-    assert "| ocr | 0.500 | 0.250 | -0.250 | — | — |" in table
+    assert "| math | 0.250 | 0.500 | +0.250 | — | 0.900 | 1.000 |" in table
+    assert "| ocr | 0.500 | 0.250 | -0.250 | — | — | — |" in table
     assert "chart" not in table
-    assert "| **mean** | 0.375 | 0.375 | +0.000 |" in table
+    assert "| **mean** | 0.375 | 0.375 | +0.000 | — |" in table
+    assert BAND_NOTE not in table  # no standard errors recorded, no band to explain
+
+
+def test_final_table_bands_each_change_by_two_standard_errors():
+    # By hand: 2·√(0.03² + 0.04²) = 0.100 and 2·√(0.06² + 0.08²) = 0.200; the mean of the two
+    # changes has band √(0.100² + 0.200²) / 2 = 0.112.
+    start = {"math/accuracy": 0.5, "math/accuracy_se": 0.03}
+    start |= {"ocr/accuracy": 0.5, "ocr/accuracy_se": 0.06}
+    end = {"math/accuracy": 0.6, "math/accuracy_se": 0.04}
+    end |= {"ocr/accuracy": 0.4, "ocr/accuracy_se": 0.08}
+    history = [{"step": 0, **start}, {"step": 40, **end}]
+    table = final_table(history, ["math", "ocr"])
+    assert "| math | 0.500 | 0.600 | +0.100 | ±0.100 |" in table
+    assert "| ocr | 0.500 | 0.400 | -0.100 | ±0.200 |" in table
+    assert "| **mean** | 0.500 | 0.500 | +0.000 | ±0.112 |" in table
+    assert table.endswith(BAND_NOTE)
+    assert change_band(0.03, None) is None
 
 
 def test_reward_components_rescore_a_new_batch_in_the_same_list_object():

@@ -50,6 +50,15 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """Standard error of the mean: sample standard deviation / √n (0 below two values)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
 def _lookup(name: str) -> Benchmark | None:
     try:
         return get_benchmark(name)
@@ -58,10 +67,12 @@ def _lookup(name: str) -> Benchmark | None:
 
 
 def task_means(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
-    """``{task: {"accuracy", "format", "score", "n"}}``: plain means over each task's rows.
+    """``{task: {"accuracy", "accuracy_se", "format", "score", "n"}}``: means over each task's rows.
 
     ``accuracy`` and ``format`` are the training verifiers' (the trainer's validation numbers);
-    ``score`` is the benchmark rule's per-item score; ``n`` the number of predictions.
+    ``accuracy_se`` is the standard error of that mean over items (how far a second draw of items
+    or samples could move it); ``score`` is the benchmark rule's per-item score; ``n`` the number
+    of predictions.
     """
     grouped: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -69,6 +80,7 @@ def task_means(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
     return {
         task: {
             "accuracy": _mean([_number(r, "accuracy") for r in items]),
+            "accuracy_se": standard_error([_number(r, "accuracy") for r in items]),
             "format": _mean([_number(r, "format") for r in items]),
             "score": _mean([_number(r, "score") for r in items]),
             "n": len(items),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,34 @@ PLOTTED = (
 )
 
 
+BAND_NOTE = (
+    "± 2 s.e.: two standard errors of the change, from the spread of item scores at each pass "
+    "(the passes taken as independent, so the band errs wide); a change inside it is not "
+    "evidence either way."
+)
+
+
+def change_band(start_se: float | None, end_se: float | None) -> float | None:
+    """Two standard errors of an end − start accuracy change, the passes taken as independent.
+
+    Both passes score the same items, whose outcomes are positively correlated, so the true
+    band is narrower: this one errs wide. None when a pass did not record its standard error.
+    """
+    if start_se is None or end_se is None:
+        return None
+    return 2.0 * math.sqrt(start_se**2 + end_se**2)
+
+
 def final_table(history: list[dict[str, Any]], tasks: list[str]) -> str:
-    """Markdown table: per task, validation accuracy and format at the first and last pass."""
+    """Markdown table: per task, validation accuracy and format at the first and last pass, and
+    the change with its two-standard-error band (:func:`change_band`)."""
     if not history:
         return "(no validation pass recorded)"
     start, end = history[0], history[-1]
     lines = [
         f"| task | accuracy @ step {start['step']} | accuracy @ step {end['step']} | Δ accuracy "
-        f"| format @ step {start['step']} | format @ step {end['step']} |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| ± 2 s.e. | format @ step {start['step']} | format @ step {end['step']} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     rows = []
     for task in tasks:
@@ -31,15 +51,32 @@ def final_table(history: list[dict[str, Any]], tasks: list[str]) -> str:
         f0, f1 = start.get(f"{task}/format"), end.get(f"{task}/format")
         if a0 is None or a1 is None:
             continue
-        rows.append((a0, a1, f0, f1))
-        lines.append(f"| {task} | {a0:.3f} | {a1:.3f} | {a1 - a0:+.3f} | {_fmt(f0)} | {_fmt(f1)} |")
+        band = change_band(start.get(f"{task}/accuracy_se"), end.get(f"{task}/accuracy_se"))
+        rows.append((a0, a1, f0, f1, band))
+        lines.append(
+            f"| {task} | {a0:.3f} | {a1:.3f} | {a1 - a0:+.3f} | {_band(band)} "
+            f"| {_fmt(f0)} | {_fmt(f1)} |"
+        )
     if rows:
         mean = [sum(r[i] or 0.0 for r in rows) / len(rows) for i in range(4)]
+        bands = [r[4] for r in rows]
+        # The mean of independent changes: its variance is the sum of theirs over T².
+        mean_band = (
+            None
+            if None in bands
+            else math.sqrt(sum(b**2 for b in bands if b is not None)) / len(rows)
+        )
         lines.append(
             f"| **mean** | {mean[0]:.3f} | {mean[1]:.3f} | {mean[1] - mean[0]:+.3f} "
-            f"| {mean[2]:.3f} | {mean[3]:.3f} |"
+            f"| {_band(mean_band)} | {mean[2]:.3f} | {mean[3]:.3f} |"
         )
+        if mean_band is not None:
+            lines += ["", BAND_NOTE]
     return "\n".join(lines)
+
+
+def _band(value: float | None) -> str:
+    return "—" if value is None else f"±{value:.3f}"
 
 
 def _fmt(value: float | None) -> str:
