@@ -77,15 +77,17 @@ def task_means(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         grouped[str(_field(row, "task", "unknown"))].append(row)
+    return {task: _task_summary(items) for task, items in sorted(grouped.items())}
+
+
+def _task_summary(items: Sequence[Any]) -> dict[str, float]:
+    accuracy = [_number(r, "accuracy") for r in items]
     return {
-        task: {
-            "accuracy": _mean([_number(r, "accuracy") for r in items]),
-            "accuracy_se": standard_error([_number(r, "accuracy") for r in items]),
-            "format": _mean([_number(r, "format") for r in items]),
-            "score": _mean([_number(r, "score") for r in items]),
-            "n": len(items),
-        }
-        for task, items in sorted(grouped.items())
+        "accuracy": _mean(accuracy),
+        "accuracy_se": standard_error(accuracy),
+        "format": _mean([_number(r, "format") for r in items]),
+        "score": _mean([_number(r, "score") for r in items]),
+        "n": len(items),
     }
 
 

@@ -59,12 +59,10 @@ def final_table(history: list[dict[str, Any]], tasks: list[str]) -> str:
         )
     if rows:
         mean = [sum(r[i] or 0.0 for r in rows) / len(rows) for i in range(4)]
-        bands = [r[4] for r in rows]
+        bands = [r[4] for r in rows if r[4] is not None]
         # The mean of independent changes: its variance is the sum of theirs over T².
         mean_band = (
-            None
-            if None in bands
-            else math.sqrt(sum(b**2 for b in bands if b is not None)) / len(rows)
+            math.sqrt(sum(b**2 for b in bands)) / len(rows) if len(bands) == len(rows) else None
         )
         lines.append(
             f"| **mean** | {mean[0]:.3f} | {mean[1]:.3f} | {mean[1] - mean[0]:+.3f} "
