@@ -1,9 +1,11 @@
 """Child process for bounded math-verify calls (started by ``vlthinker.rewards.mathcheck``).
 
-Protocol: one JSON object per line on stdin ``{"id", "pred", "gold", "timeout"}`` (an
-optional ``"op": "sleep"`` with ``"seconds"`` first sleeps, for tests); one reply per
-line on the original stdout ``{"id", "result"}`` where result is 1.0, 0.0 or null (error or
-timeout).  The first line written is ``{"ready": true}``.  Self-contained: imports nothing from
+Protocol: one JSON object per line on stdin ``{"id", "pred", "golds", "timeout"}`` (``"gold"``
+for a single accepted answer; an optional ``"op": "sleep"`` with ``"seconds"`` first sleeps, for
+tests); one reply per line on the original stdout ``{"id", "result"}`` where result is 1.0 (the
+prediction equals one of the accepted answers), 0.0 or null (nothing parsed, error or timeout).
+``timeout`` bounds the whole request — every accepted answer together — not each answer.
+The first line written is ``{"ready": true}``.  Self-contained: imports nothing from
 vlthinker, so it runs with any ``sys.path``.  Only the LaTeX extractor is used, so no model text
 reaches ``sympy.parse_expr``'s ``eval``; each request is bounded by ``setitimer`` here (this is
 the child's main thread) and by a hard kill in the parent.
@@ -20,8 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """Not an ``Exception``: a library's ``except Exception`` must not swallow the deadline."""
 
 
 def _alarm(signum: int, frame: Any) -> None:
@@ -60,12 +62,17 @@ def main() -> None:
             time.sleep(float(req.get("seconds", 0.0)))
         try:
             signal.setitimer(signal.ITIMER_REAL, max(0.01, float(req.get("timeout", 1.0))))
-            gold = parse_gold(str(req["gold"]))
+            golds = req["golds"] if "golds" in req else [req["gold"]]
             pred = _parse(str(req["pred"]))
-            if gold and pred:
-                result = 1.0 if verify(gold, pred, timeout_seconds=None) else 0.0
-            else:
-                result = None
+            if pred:
+                for text in golds:
+                    gold = parse_gold(str(text))
+                    if not gold:
+                        continue
+                    if verify(gold, pred, timeout_seconds=None):
+                        result = 1.0
+                        break
+                    result = 0.0
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise

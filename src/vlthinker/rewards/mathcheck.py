@@ -6,8 +6,11 @@ parent kills after a hard deadline; this holds in threads, in forked workers and
 multiprocessing workers (children are started with ``subprocess``, not ``multiprocessing``).
 Before any symbolic work, cheap rules decide the common cases (normalised string equality, plain
 numbers) and :func:`~vlthinker.rewards.safety.is_safe_math` refuses exponent towers, huge literals
-and the like.  If no child can be started, the check runs in-process with an ``setitimer`` bound
-in the main thread, and with the pre-screen alone elsewhere.
+and the like.  The deadline is per response: every accepted answer of a record goes to the child in
+one request under one timer, so a response checked against 16 accepted answers is bounded like one
+checked against a single answer (``DEFAULT_MATH_TIMEOUT_S`` + ``_GRACE_S`` < 1 s).  If no child
+can be started, the check runs in-process with an ``setitimer`` bound in the main thread, and with
+the pre-screen alone elsewhere.
 """
 
 from __future__ import annotations
@@ -23,19 +26,29 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from vlthinker.rewards.extract import strip_answer_tags
 from vlthinker.rewards.safety import is_safe_math, to_text
 
-__all__ = ["DEFAULT_MATH_TIMEOUT_S", "math_equal", "normalize_math", "shutdown_math_workers"]
+__all__ = [
+    "DEFAULT_MATH_TIMEOUT_S",
+    "MAX_ACCEPTED_ANSWERS",
+    "math_equal",
+    "normalize_math",
+    "shutdown_math_workers",
+]
 
 log = logging.getLogger(__name__)
 
-#: Default bound on one symbolic check (the child's own timer); the parent kills at + grace.
+#: Default bound on the symbolic check of one response against all its accepted answers (the
+#: child's own timer); the parent kills the child at this + ``_GRACE_S``.
 DEFAULT_MATH_TIMEOUT_S = 0.75
-_GRACE_S = 0.35
+_GRACE_S = 0.2
+#: Most accepted answers a response is checked against.
+MAX_ACCEPTED_ANSWERS = 16
 _STARTUP_TIMEOUT_S = 60.0
 _MAX_WORKERS = max(1, min(4, os.cpu_count() or 1))
 _WORKER_SCRIPT = Path(__file__).with_name("_math_worker.py")
@@ -103,12 +116,17 @@ class _Worker:
         return line
 
     def check(
-        self, pred: str, gold: str, timeout_s: float, extra: dict[str, Any] | None = None
+        self,
+        pred: str,
+        golds: Sequence[str],
+        timeout_s: float,
+        extra: dict[str, Any] | None = None,
     ) -> float | None:
-        """Send one request; raises TimeoutError past ``timeout_s`` + grace, _WorkerDied."""
+        """Send one request (all accepted answers under one timer); raises TimeoutError past
+        ``timeout_s`` + grace, _WorkerDied."""
         assert self.proc.stdin is not None
         self._next_id += 1
-        req = {"id": self._next_id, "pred": pred, "gold": gold, "timeout": timeout_s}
+        req = {"id": self._next_id, "pred": pred, "golds": list(golds), "timeout": timeout_s}
         req.update(extra or {})
         try:
             self.proc.stdin.write((json.dumps(req) + "\n").encode("utf-8"))
@@ -224,15 +242,15 @@ atexit.register(shutdown_math_workers)
 # ---------------------------------------------------------------------------- in-process fallback
 
 
-class _InProcessTimeout(Exception):
-    pass
+class _InProcessTimeout(BaseException):
+    """Not an ``Exception``: a library's ``except Exception`` must not swallow the deadline."""
 
 
 def _raise_timeout(signum: int, frame: Any) -> None:
     raise _InProcessTimeout
 
 
-def _check_in_process(pred: str, gold: str, timeout_s: float) -> float | None:
+def _check_in_process(pred: str, golds: Sequence[str], timeout_s: float) -> float | None:
     from math_verify import LatexExtractionConfig, parse, verify
 
     def wrap(s: str) -> str:
@@ -244,13 +262,20 @@ def _check_in_process(pred: str, gold: str, timeout_s: float) -> float | None:
     if main:
         old = signal.signal(signal.SIGALRM, _raise_timeout)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    result: float | None = None
     try:
-        g = parse(wrap(gold), extraction_config=config, parsing_timeout=None)
         p = parse(wrap(pred), extraction_config=config, parsing_timeout=None)
-        if not g or not p:
+        if not p:
             return None
-        return 1.0 if verify(g, p, timeout_seconds=None) else 0.0
-    except Exception:
+        for gold in golds:
+            g = parse(wrap(gold), extraction_config=config, parsing_timeout=None)
+            if not g:
+                continue
+            if verify(g, p, timeout_seconds=None):
+                return 1.0
+            result = 0.0
+        return result
+    except (Exception, _InProcessTimeout):
         return None
     finally:
         if main:
@@ -259,16 +284,23 @@ def _check_in_process(pred: str, gold: str, timeout_s: float) -> float | None:
 
 
 def _symbolic(
-    pred: str, gold: str, timeout_s: float, extra: dict[str, Any] | None = None
+    pred: str,
+    gold: str | Sequence[str],
+    timeout_s: float,
+    extra: dict[str, Any] | None = None,
 ) -> float | None:
-    """math-verify verdict (1.0/0.0) or None on error/timeout; ``extra`` is for tests."""
+    """math-verify verdict (1.0 if ``pred`` equals one of the accepted answers ``gold``, else 0.0)
+    or None on error/timeout; ``timeout_s`` bounds all answers together; ``extra`` is for tests."""
+    golds = [gold] if isinstance(gold, str) else list(gold)
+    if not golds:
+        return None
     pool = _get_pool()
     worker = pool.acquire()
     if worker is None:
-        return _check_in_process(pred, gold, timeout_s)
+        return _check_in_process(pred, golds, timeout_s)
     healthy = False
     try:
-        result = worker.check(pred, gold, timeout_s, extra)
+        result = worker.check(pred, golds, timeout_s, extra)
         healthy = True
         return result
     except (TimeoutError, _WorkerDied, ValueError):
@@ -296,13 +328,16 @@ def math_equal(prediction: Any, answer: Any, timeout_s: float = DEFAULT_MATH_TIM
     relative; otherwise math-verify's LaTeX parse + ``verify`` in a child process bounded by
     ``timeout_s`` (hard kill after a short grace), only for inputs passing the safety
     pre-screen; any error, refusal or timeout falls back to the normalised string compare.
-    A list answer accepts any alternative.
+    A list answer accepts any alternative (at most ``MAX_ACCEPTED_ANSWERS``): the cheap rules
+    run on every alternative first, then one symbolic request checks the rest, so ``timeout_s``
+    bounds the response as a whole, however many alternatives there are.
     """
-    answers = list(answer)[:16] if isinstance(answer, (list, tuple)) else [answer]
+    answers = list(answer)[:MAX_ACCEPTED_ANSWERS] if isinstance(answer, (list, tuple)) else [answer]
     pred_text = strip_answer_tags(to_text(prediction)).strip()
     pred_norm = normalize_math(pred_text)
     if not pred_norm:
         return 0.0
+    symbolic: list[str] = []
     for ans in answers:
         gold_text = strip_answer_tags(to_text(ans)).strip()
         gold_norm = normalize_math(gold_text)
@@ -315,8 +350,8 @@ def math_equal(prediction: Any, answer: Any, timeout_s: float = DEFAULT_MATH_TIM
             if abs(p - g) <= 1e-6 * max(1.0, abs(g)):
                 return 1.0
             continue
-        if "__" in pred_text or not is_safe_math(pred_text) or not is_safe_math(gold_text):
-            continue
-        if _symbolic(pred_text, gold_text, float(timeout_s)) == 1.0:
-            return 1.0
-    return 0.0
+        if is_safe_math(gold_text) and gold_text not in symbolic:
+            symbolic.append(gold_text)
+    if not symbolic or "__" in pred_text or not is_safe_math(pred_text):
+        return 0.0
+    return 1.0 if _symbolic(pred_text, symbolic, float(timeout_s)) == 1.0 else 0.0
