@@ -114,7 +114,9 @@ def test_format_reward_rejects_bad_tag() -> None:
         ("Human.", "C", OPTIONS, 1.0),
         ("B", "C", OPTIONS, 0.0),
         ("dogs", "C", OPTIONS, 0.0),
-        ("B. human", "C", OPTIONS, 1.0),  # option text named wins over a wrong letter
+        ("B. human", "C", OPTIONS, 0.0),  # a letter answer is scored by its letter alone
+        ("C", "D", ["A. B", "B. A", "C. D", "D. C"], 0.0),  # letter C is not the text "C"
+        ("D", "D", ["A. B", "B. A", "C. D", "D. C"], 1.0),
         ("C", "human", OPTIONS, 1.0),  # key given as option text
         ("C", "C. human", None, 1.0),
         ("human", "human", ["clothing", "dogs", "human"], 1.0),
@@ -144,10 +146,12 @@ def test_multiple_choice(pred: str, answer: str, options: object, expected: floa
         ("40.336", "40.33", 0.0),  # rounds to 40.34
         ("1,234", 1234, 1.0),
         ("$1,234.50", "1234.5", 1.0),
-        ("12 kg", "12", 1.0),
+        ("12 kg", "12", 0.0),  # an undeclared unit is text around the number
         ("12%", "12", 1.0),
         ("12%", "0.12", 1.0),
-        ("5 cm^2", 5, 1.0),
+        ("5 cm^2", 5, 0.0),
+        ("below 10", "above 10", 0.0),  # text around a number is text, not the number
+        ("30°", "30", 1.0),  # the degree sign is always read
         ("1/4", "0.25", 1.0),
         ("\\frac{1}{4}", "0.25", 1.0),
         ("-3", "-3", 1.0),
@@ -164,6 +168,17 @@ def test_numeric(pred: str, answer: object, expected: float) -> None:
     assert numeric(pred, answer) == expected
 
 
+def test_numeric_reads_only_the_units_the_task_declares() -> None:
+    assert numeric("12 kg", "12", units=["kg"]) == 1.0
+    assert numeric("5 cm^2", 5, units=("cm^2", "cm")) == 1.0
+    assert numeric("12 lb", "12", units=["kg"]) == 0.0
+    assert (
+        score("<answer>12 kg</answer>", "12", "numeric", reasoning=False, units="kg")["accuracy"]
+        == 1.0
+    )
+    assert score("<answer>12 kg</answer>", "12", "numeric", reasoning=False)["accuracy"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("pred", "answer", "expected"),
     [
@@ -176,7 +191,11 @@ def test_numeric(pred: str, answer: object, expected: float) -> None:
         ("12%", "0.12", 1.0),
         ("Yes", "yes", 1.0),
         ("no", "yes", 0.0),
-        ("1,000", "1000", 1.0),
+        ("1,000", "1000", 1.0),  # thousands separators: a deliberate training normalisation
+        ("Under 30 mins", "Over 30 mins", 0.0),  # not numbers: exact text
+        ("30 mins", "30", 0.0),
+        ("12", "12%", 0.0),  # official: "12%" is 0.12
+        ("0", "0", 1.0),
     ],
 )
 def test_relaxed_accuracy(pred: str, answer: str, expected: float) -> None:
@@ -311,13 +330,13 @@ def test_math_falls_back_in_process_without_worker(monkeypatch, tmp_path) -> Non
         ("hello worl", "hello world", 1 - 1 / 11),
         ("abc", "abd", 1 - 1 / 3),
         ("abcdef", "ab", 0.0),  # NL = 4/6 >= 0.5
-        ("abcd", "ab", 0.5),  # NL = 2/4 = 0.5 is not below the threshold -> 0? see below
+        ("abcd", "ab", 0.5),  # similarity 1 - 2/4 = 0.5 is not below the threshold: kept
+        ("13", ["12"], 0.5),  # exactly half wrong: VLMEvalKit keeps 0.5
+        ("abcde", "ab", 0.0),  # similarity 0.4 < 0.5 -> 0
         ("x", ["no", "x"], 1.0),
     ],
 )
 def test_anls(pred: str, answers: object, expected: float) -> None:
-    if pred == "abcd":
-        expected = 0.0  # NL = 0.5 is not < 0.5
     assert anls(pred, answers) == pytest.approx(expected)
 
 

@@ -106,7 +106,7 @@ def _accuracy(
     if kind == "multiple_choice":
         return multiple_choice(pred, answer, meta.get("options"))
     if kind == "numeric":
-        return numeric(pred, answer)
+        return numeric(pred, answer, units=_units(meta))
     if kind == "chart":
         metric = meta.get("metric", "mra" if regression else "relaxed")
         if metric == "mra":
@@ -131,6 +131,14 @@ def _accuracy(
     if kind == "counting":
         return counting(pred, answer, partial=bool(meta.get("partial", False)))
     raise ValueError(f"unknown answer type {kind!r}")  # pragma: no cover - canonicalised above
+
+
+def _units(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The units a task declares (``meta["units"]``: one string or a list), read after numbers."""
+    units = meta.get("units") or ()
+    if isinstance(units, str):
+        return (units,)
+    return tuple(str(u) for u in list(units)[:16])
 
 
 def _check_meta(kind: str, meta: Mapping[str, Any]) -> None:

@@ -10,7 +10,7 @@ import ast
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from rapidfuzz.distance import Levenshtein
@@ -112,13 +112,35 @@ _NUMBER_WORDS = {
 }
 
 
-def parse_number(value: Any) -> tuple[float, bool] | None:
-    """Parse one number out of an answer: ``(value, had_percent_sign)`` or None.
+_SIGN = "+-−"
+_CURRENCY = "$€£¥"
+_PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?")
+_GROUPED_NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_PERCENT_SUFFIX = re.compile(r"\s*(?:\\?%|percent|per cent)$", re.I)
+#: Suffixes every numeric answer may carry: the degree sign in its plain and LaTeX forms.
+_DEGREE_SUFFIX = re.compile(r"\s*(?:°|\^\s*\{?\\circ\}?|\\circ|\\degree)$")
 
-    Rule: after unwrapping ``$``/``\\boxed``, the text must hold exactly one number, with no
-    digits before it and none after it except a unit power (``cm^2``); thousands separators
-    (``1,234``), currency signs, units and a percent sign are tolerated; simple fractions
-    ``a/b`` and ``\\frac{a}{b}`` and the words zero..twenty are read too.  Non-finite -> None.
+
+def _strip_unit(s: str, units: Sequence[str]) -> str:
+    """``s`` without one trailing declared unit (longest first, case-insensitive)."""
+    lowered = s.lower()
+    for unit in sorted((str(u).strip() for u in units if str(u).strip()), key=len, reverse=True):
+        if lowered.endswith(unit.lower()):
+            return s[: len(s) - len(unit)].rstrip()
+    return s
+
+
+def parse_number(value: Any, units: Sequence[str] = ()) -> tuple[float, bool] | None:
+    """The number an answer *is*: ``(value, had_percent_sign)``, or None.
+
+    Rule: after unwrapping ``$``/``\\boxed`` and dropping a final period, the whole text must be
+    one number.  The only decorations read are deliberate and listed here: a sign, a leading
+    currency sign (``$1,234.50``), thousands separators in groups of three (``1,234``), a
+    trailing percent sign (``12%``), a trailing degree sign, a trailing unit named in ``units``
+    (units the task declares, e.g. ``("cm^2",)``), simple fractions ``a/b`` and
+    ``\\frac{a}{b}``, and the words zero..twenty.  Any other text around the number
+    (``"below 10"``, ``"12 kg"`` when ``kg`` is not declared) makes it a non-number, so the
+    caller compares texts instead.  Non-finite values -> None.
     """
     if isinstance(value, bool):
         return None
@@ -131,12 +153,17 @@ def parse_number(value: Any) -> tuple[float, bool] | None:
     s = _unwrap(_answer_text(value))
     if not s or len(s) > 200:
         return None
-    pct = bool(_PERCENT.search(s))
-    word = s.strip().rstrip(".").lower()
-    if word in _NUMBER_WORDS:
-        return float(_NUMBER_WORDS[word]), False
+    s = _WS.sub(" ", s).strip()
+    if s.endswith(".") and not s.endswith(".."):
+        s = s[:-1].rstrip()
+    if s.lower() in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[s.lower()]), False
+    s = _strip_unit(s, units)
+    s = _DEGREE_SUFFIX.sub("", s)
+    pct = bool(_PERCENT_SUFFIX.search(s))
+    s = _PERCENT_SUFFIX.sub("", s).strip()
     for pat in (_FRACTION, _LATEX_FRAC):
-        m = pat.match(s.replace("\\%", "").replace("%", ""))
+        m = pat.match(s)
         if m:
             sign = -1.0 if m.group(1) in ("-", "−") else 1.0
             groups = m.groups()[-2:] if pat is _LATEX_FRAC else m.groups()
@@ -148,23 +175,22 @@ def parse_number(value: Any) -> tuple[float, bool] | None:
                 return None
             v = (sign * num / den) if pat is _LATEX_FRAC else num / den
             return (v, pct) if math.isfinite(v) else None
-    m = _NUM.search(s)
-    if m is None:
-        return None
-    prefix, suffix = s[: m.start()], s[m.end() :]
-    if any(c.isdigit() for c in prefix):
-        return None
-    if any(c.isdigit() for c in _UNIT_POWER.sub("", suffix)):
+    negative = False
+    for _ in range(2):  # "-$5", "$-5", "$5"
+        if s[:1] in _SIGN:
+            negative = negative != (s[0] in "-−")
+            s = s[1:].lstrip()
+        if s[:1] and s[0] in _CURRENCY:
+            s = s[1:].lstrip()
+    if not (_PLAIN_NUMBER.fullmatch(s) or _GROUPED_NUMBER.fullmatch(s)):
         return None
     try:
-        f = float(m.group(0).replace(",", "").replace("−", "-"))
+        f = float(s.replace(",", ""))
     except (ValueError, OverflowError):
         return None
     if not math.isfinite(f):
         return None
-    if prefix.rstrip().endswith("-") and f > 0 and "=" not in prefix:
-        f = -f  # "$-5" / "- 5"
-    return f, pct
+    return (-f if negative else f), pct
 
 
 def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
@@ -173,55 +199,74 @@ def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
     return (v, v / 100.0) if pct else (v,)
 
 
-def _number_or_text_match(
-    prediction: Any,
-    answer: Any,
-    numbers_match: Callable[[float, float], bool],
-    *,
-    empty_text_matches: bool,
-) -> float:
-    """1.0 iff some alternative of ``answer`` matches the prediction, else 0.0.
+def numeric(prediction: Any, answer: Any, units: Sequence[str] = ()) -> float:
+    """1.0 iff the numbers are equal after rounding to 2 decimals (method.md §6 "numerical").
 
-    Where both parse as numbers, they match when ``numbers_match(p, g)`` holds for some reading
-    of each (see :func:`_candidates`); otherwise when their normalised texts are equal (and,
-    unless ``empty_text_matches``, not empty).
+    Both sides must *be* numbers in the sense of :func:`parse_number` (percent, currency,
+    thousands separators and the declared ``units`` tolerated; a percent-signed number may mean
+    x or x/100); when either side is not a number, the normalised texts must be equal and
+    non-empty.  A list answer accepts any of its alternatives.
     """
-    pred = parse_number(prediction)
+    pred = parse_number(prediction, units)
     for ans in _alternatives(answer):
-        gold = parse_number(ans)
+        gold = parse_number(ans, units)
         if pred is not None and gold is not None:
-            if any(numbers_match(p, g) for p in _candidates(pred) for g in _candidates(gold)):
+            pairs = ((p, g) for p in _candidates(pred) for g in _candidates(gold))
+            if any(round(p, 2) == round(g, 2) for p, g in pairs):
                 return 1.0
         else:
             text = normalize_text(ans)
-            if normalize_text(prediction) == text and (empty_text_matches or text != ""):
+            if text != "" and normalize_text(prediction) == text:
                 return 1.0
     return 0.0
 
 
-def numeric(prediction: Any, answer: Any) -> float:
-    """1.0 iff the numbers are equal after rounding to 2 decimals (method.md §6 "numerical").
+_STRICT_FLOAT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
-    Unit, percent and thousands-separator tolerant (see :func:`parse_number`); when either side
-    is not a number, falls back to normalised string equality.  A list answer accepts any.
+
+def _chartqa_float(text: str, thousands: bool) -> float | None:
+    """ChartQA's number reading: the stripped text is a number, a trailing ``%`` divides it by
+    100; with ``thousands``, separators in groups of three are read too (``1,000``)."""
+    s = text.strip()
+    scale = 1.0
+    if s.endswith("%"):
+        s, scale = s.rstrip("%").strip(), 0.01
+    if thousands and _GROUPED_NUMBER.fullmatch(s.lstrip("+-")):
+        s = s.replace(",", "")
+    if not _STRICT_FLOAT.fullmatch(s):
+        return None
+    try:
+        value = float(s) * scale
+    except (ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def relaxed_accuracy(
+    prediction: Any, answer: Any, tolerance: float = 0.05, thousands: bool = True
+) -> float:
+    """ChartQA relaxed accuracy, best over the alternatives of ``answer``.
+
+    Official rule (Masry et al. 2022, §5.1; ``relaxed_correctness`` in
+    EvolvingLMMs-Lab/lmms-eval ``lmms_eval/tasks/chartqa/utils.py`` and open-compass/VLMEvalKit
+    ``vlmeval/dataset/utils/vqa_eval.py``): when the stripped prediction and the answer are both
+    numbers (a trailing ``%`` divides by 100) and the answer is not 0, correct iff
+    ``|p - a| / |a| <= tolerance``; otherwise correct iff the stripped texts are equal ignoring
+    case.  A number inside other text is text (``"Under 30 mins"`` is not 30).  ``thousands``
+    (the training default) also reads ``1,000`` as 1000, a deliberate normalisation the
+    official rule does not make; benchmark scoring passes ``thousands=False``.
     """
-    return _number_or_text_match(
-        prediction, answer, lambda p, g: round(p, 2) == round(g, 2), empty_text_matches=False
-    )
-
-
-def relaxed_accuracy(prediction: Any, answer: Any, tolerance: float = 0.05) -> float:
-    """ChartQA relaxed accuracy: numbers within ``tolerance`` relative error of the answer.
-
-    Rule (Masry et al. 2022): if both parse as numbers, correct iff
-    ``|p - a| / |a| <= tolerance`` (exact equality when ``a == 0``); otherwise correct iff the
-    strings are equal case-insensitively.  A trailing ``%`` may mean x or x/100.
-    """
-
-    def within_tolerance(p: float, g: float) -> bool:
-        return (g == 0 and p == 0) or (g != 0 and abs(p - g) / abs(g) <= tolerance)
-
-    return _number_or_text_match(prediction, answer, within_tolerance, empty_text_matches=True)
+    pred = _answer_text(prediction)
+    pred_value = _chartqa_float(pred, thousands)
+    for ans in _alternatives(answer):
+        gold = _answer_text(ans)
+        gold_value = _chartqa_float(gold, thousands)
+        if pred_value is not None and gold_value:
+            if abs(pred_value - gold_value) / abs(gold_value) <= tolerance:
+                return 1.0
+        elif pred.strip().lower() == gold.strip().lower():
+            return 1.0
+    return 0.0
 
 
 def _number_pairs(prediction: Any, answer: Any) -> Iterator[tuple[float, float]]:
@@ -325,12 +370,17 @@ def _is_bare_letter(text: str) -> bool:
 
 
 def multiple_choice(prediction: Any, answer: Any, options: Any = None) -> float:
-    """1.0 iff the chosen letter (A–J) or option text equals the key.
+    """1.0 iff the prediction chooses the key's option.
 
-    Rule: the key is a letter ("C", "(C)"), a lettered option ("C. human") or an option text
-    ("human", whose letter is looked up in ``options``).  A prediction whose text equals the
-    key's option text is correct; otherwise its letter is read tolerantly ("(B)", "B.",
-    "Answer: B", "B. dogs") and compared with the key's letter.  Case/whitespace-insensitive.
+    Rule (the letter-first reading of MMMU-Benchmark/MMMU ``eval/eval_utils.py``
+    ``parse_multi_choice_response`` and open-compass/VLMEvalKit
+    ``vlmeval/utils/matching_util.py`` ``can_infer``): the key is a letter ("C", "(C)"), a
+    lettered option ("C. human") or an option text ("human", whose letter is looked up in
+    ``options``).  A prediction that names a letter ("B", "(B)", "B.", "Answer: B",
+    "B. dogs") is scored by that letter alone, so a wrong letter is wrong whatever text follows
+    it, and a letter is never read as option text (with options ``["A. B", "B. A", …]`` the
+    answer "A" means option A).  Only a prediction naming no letter is compared with the key's
+    option text.  Case- and whitespace-insensitive.
     """
     pred = _answer_text(prediction)
     opts = parse_options(options)
@@ -349,9 +399,10 @@ def multiple_choice(prediction: Any, answer: Any, options: Any = None) -> float:
             gold_letter = next(
                 (lt for lt, t in opts if _mc_norm(t) == _mc_norm(ans_text) != ""), None
             )
-        if gold_text is not None and pred_text and pred_text == _mc_norm(gold_text):
-            return 1.0
-        if pred_letter is not None and pred_letter == gold_letter:
+        if pred_letter is not None:
+            if pred_letter == gold_letter:
+                return 1.0
+        elif gold_text is not None and pred_text and pred_text == _mc_norm(gold_text):
             return 1.0
     return 0.0
 
@@ -364,17 +415,20 @@ def _ocr_norm(s: Any) -> str:
 
 
 def anls(prediction: Any, answers: str | Sequence[str], threshold: float = 0.5) -> float:
-    """DocVQA ANLS for one question: ``max_a (1 - NL(p, a)) if NL < threshold else 0``.
+    """DocVQA / InfoVQA ANLS for one question: ``s = max_a (1 - NL(p, a))``, 0 when s < threshold.
 
-    NL is the Levenshtein distance divided by the longer string's length (rapidfuzz), on
-    lower-cased, whitespace-collapsed strings.
+    Official rule (open-compass/VLMEvalKit ``vlmeval/dataset/utils/vqa_eval.py``
+    ``anls_compute`` / ``hit_calculate``, the authors' harness; lmms-eval's DocVQA task agrees):
+    NL is the Levenshtein distance divided by the longer string's length, on lower-cased,
+    whitespace-collapsed strings; a similarity exactly at the threshold is kept ("13" for "12"
+    scores 0.5).
     """
     pred = _ocr_norm(prediction)
     best = 0.0
     for ans in _alternatives(answers):
-        nl = Levenshtein.normalized_distance(pred, _ocr_norm(ans))
-        if nl < threshold:
-            best = max(best, 1.0 - nl)
+        similarity = 1.0 - Levenshtein.normalized_distance(pred, _ocr_norm(ans))
+        if similarity >= threshold:
+            best = max(best, similarity)
     return clamp01(best)
 
 
