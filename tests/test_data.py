@@ -208,15 +208,18 @@ def test_invalid_json_line_and_corrupt_image_are_reported(tmp_path: Path, caplog
     path.write_text(
         json.dumps(dict(good, images=["broken.png"])) + "\n{not json\n" + json.dumps(good) + "\n"
     )
-    with pytest.raises(RecordError, match=r"d.jsonl#1: field '<line>': invalid JSON"):
+    # the image is checked at load time (no pixels decoded), so record 0 is the first problem
+    with pytest.raises(RecordError, match=r"d.jsonl#0: field 'images\[0\]': corrupt"):
         load_records(path)
     with caplog.at_level("WARNING"):
         records = load_records(path, on_bad_record="skip")
-    assert "skipped 1 bad record" in caplog.text
+    assert "skipped 2 bad record" in caplog.text and len(records) == 1
+    unchecked = load_records(path, on_bad_record="skip", check_images=False)
     with pytest.raises(RecordError, match=r"d.jsonl#0: field 'images\[0\]': corrupt"):
-        records[0].load_images()
+        unchecked[0].load_images()
     good_records, problems = check_records(path)
     assert len(good_records) == 1 and len(problems) == 2
+    assert {p.field for p in problems} == {"<line>", "images[0]"}
 
 
 def test_prompts_put_images_first_and_follow_the_task_style():

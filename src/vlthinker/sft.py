@@ -138,22 +138,84 @@ def run_sft(settings: SFTSettings) -> Path:
     return out
 
 
+#: Help for each option of ``vlthinker sft`` (one per ``SFTSettings`` field).
+OPTION_HELP: dict[str, str] = {
+    "model": "base checkpoint: a local folder, or embedded:tiny_vlm (the shipped tiny model)",
+    "data": "'synthetic' or a path readable by vlthinker.data (file, folder, saved dataset)",
+    "out": "folder the fine-tuned model and processor are saved to",
+    "synthetic_size": "number of synthetic items when --data is synthetic",
+    "synthetic_seed": "seed of the synthetic items",
+    "difficulty": "synthetic difficulty, 0 (easy) … 1 (hard)",
+    "image_size": "side of the synthetic images in pixels",
+    "epochs": "passes over the data (may be fractional; must be > 0)",
+    "batch_size": "examples per device per optimizer micro-step",
+    "gradient_accumulation": "micro-steps accumulated per optimizer step",
+    "learning_rate": "peak learning rate (cosine schedule)",
+    "warmup_ratio": "warm-up length as a fraction of training, in [0, 1)",
+    "weight_decay": "AdamW weight decay",
+    "bf16": "train in bfloat16 (GPU)",
+    "lora_rank": "LoRA rank; 0 fine-tunes every weight",
+    "think_tag": "reasoning tag the targets use (e.g. think)",
+    "seed": "random seed",
+    "logging_steps": "log every N optimizer steps",
+    "report_to": "logging integrations, e.g. none or tensorboard",
+}
+
+# (minimum, inclusive?) per numeric option; maxima where a range is closed.
+_RANGES: dict[str, tuple[float, bool, float | None]] = {
+    "synthetic_size": (1, True, None),
+    "difficulty": (0.0, True, 1.0),
+    "image_size": (1, True, None),
+    "epochs": (0.0, False, None),
+    "batch_size": (1, True, None),
+    "gradient_accumulation": (1, True, None),
+    "learning_rate": (0.0, False, None),
+    "warmup_ratio": (0.0, True, 1.0),
+    "weight_decay": (0.0, True, None),
+    "lora_rank": (0, True, None),
+    "logging_steps": (1, True, None),
+}
+
+
+def validate_settings(settings: SFTSettings) -> None:
+    """Raise ``ValueError`` naming the option for a value outside its range."""
+    for name, (low, inclusive, high) in _RANGES.items():
+        value = getattr(settings, name)
+        flag = "--" + name.replace("_", "-")
+        too_low = value < low if inclusive else value <= low
+        if too_low:
+            bound = f"at least {low:g}" if inclusive else f"greater than {low:g}"
+            raise ValueError(f"{flag} must be {bound}, got {value:g}")
+        if high is not None and value > high:
+            raise ValueError(f"{flag} must be at most {high:g}, got {value:g}")
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("sft", help="cold-start supervised fine-tuning (TRL SFTTrainer)")
+    parser = subparsers.add_parser(
+        "sft",
+        help="cold-start supervised fine-tuning (TRL SFTTrainer)",
+        description="Supervised fine-tuning on reference solutions (loss on the completion only).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     defaults = SFTSettings()
     for name, value in asdict(defaults).items():
         flag = "--" + name.replace("_", "-")
+        text = OPTION_HELP[name]
         if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value)
+            parser.add_argument(flag, action="store_true", default=value, help=text)
         elif isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=value)
+            parser.add_argument(flag, nargs="+", default=value, help=text)
         else:
-            parser.add_argument(flag, type=type(value), default=value)
+            parser.add_argument(flag, type=type(value), default=value, help=text)
     parser.set_defaults(func=_run_from_args)
 
 
 def _run_from_args(args: argparse.Namespace) -> int:
     settings = SFTSettings(**{k: getattr(args, k) for k in asdict(SFTSettings())})
+    try:
+        validate_settings(settings)
+    except ValueError as error:
+        raise SystemExit(f"vlthinker sft: {error}") from None
     out = run_sft(settings)
     print(f"saved the fine-tuned model and processor to {out}")
     return 0

@@ -4,19 +4,27 @@ Every reader yields raw dicts with their origin (``file#index``); :func:`to_reco
 a :class:`Record`, raising :class:`RecordError` for the first problem it finds. With
 ``on_bad_record="skip"`` bad records are left out, counted, and reported with their reasons —
 never dropped silently.
+
+Large files are streamed: JSONL line by line, a top-level JSON list element by element, Parquet
+batch by batch. Image paths must stay inside the data folder (no ``..``, no absolute path or
+symlink leading out of it) unless ``allow_absolute_images`` (or the environment variable
+``VLTHINKER_ALLOW_ABSOLUTE_IMAGES=1``) allows it. Folder scans skip the files vlthinker itself
+writes (predictions, results, metrics, checkpoints), so an output folder inside a data folder is
+not read as data.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vlthinker.data.records import ANSWER_TYPES, Record, RecordError, image_ref
+from vlthinker.data.records import ANSWER_TYPES, Record, RecordError, image_ref, probe_image
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +52,43 @@ TASK_TO_REFERENCE = {task: name for name, task in REFERENCE_TASK_TYPES.items()}
 OnBadRecord = Literal["raise", "skip"]
 _ANSWER_TAG = re.compile(r"^\s*<answer>(.*)</answer>\s*$", re.DOTALL)
 _IMAGE_MARKER = re.compile(r"\s*<image>\s*")
+ALLOW_ABSOLUTE_ENV = "VLTHINKER_ALLOW_ABSOLUTE_IMAGES"
+DATA_SUFFIXES = (".json", ".jsonl", ".parquet")
+#: Files vlthinker writes (run folders, checkpoints, evaluations): never read as data.
+OUTPUT_FILES = frozenset(
+    {
+        "predictions.jsonl",
+        "results.json",
+        "metrics.jsonl",
+        "batches.jsonl",
+        "eval_settings.json",
+        "trainer_state.json",
+        "sft_summary.json",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "chat_template.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "video_preprocessor_config.json",
+        "adapter_config.json",
+        "model.safetensors.index.json",
+        "tiny_vlm_spec.json",
+    }
+)
+#: A sub-folder holding one of these is a run, checkpoint or evaluation folder: skipped whole.
+OUTPUT_MARKERS = (
+    "trainer_state.json",
+    "metrics.jsonl",
+    "predictions.jsonl",
+    "eval_settings.json",
+    "model.safetensors",
+    "adapter_config.json",
+    "sft_summary.json",
+)
+_JSON_CHUNK = 1 << 20
 
 
 @dataclass
@@ -58,81 +103,305 @@ class LoadReport:
         return len(self.problems)
 
 
+def allow_absolute_default() -> bool:
+    """Whether image paths may leave the data folder when the caller does not say."""
+    return os.environ.get(ALLOW_ABSOLUTE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 def load_records(
     path: str | Path,
     *,
     on_bad_record: OnBadRecord = "raise",
     split: str | None = None,
     report: LoadReport | None = None,
+    check_images: bool = True,
+    allow_absolute_images: bool | None = None,
 ) -> list[Record]:
-    """All records under ``path`` (a file, a folder of files, or a `datasets` folder)."""
+    """All records under ``path`` (a file, a folder of files, or a `datasets` folder).
+
+    ``check_images`` opens each image file far enough to find a missing, unreadable, truncated
+    or oversized one (no pixels are decoded: that happens per batch), so a bad image is raised —
+    or, with ``on_bad_record="skip"``, skipped and reported — before training starts.
+    """
+    return list(
+        iter_records(
+            path,
+            on_bad_record=on_bad_record,
+            split=split,
+            report=report,
+            check_images=check_images,
+            allow_absolute_images=allow_absolute_images,
+        )
+    )
+
+
+def iter_records(
+    path: str | Path,
+    *,
+    on_bad_record: OnBadRecord = "raise",
+    split: str | None = None,
+    report: LoadReport | None = None,
+    check_images: bool = True,
+    allow_absolute_images: bool | None = None,
+) -> Iterator[Record]:
+    """:func:`load_records` one record at a time (large files are never held whole)."""
     if on_bad_record not in ("raise", "skip"):
         raise ValueError(f"on_bad_record must be 'raise' or 'skip', got {on_bad_record!r}")
     report = report if report is not None else LoadReport()
-    records: list[Record] = []
-    for origin, raw, base_dir in iter_raw(Path(path), split=split):
+    if allow_absolute_images is None:
+        allow_absolute_images = allow_absolute_default()
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    for origin, raw, base_dir in iter_raw(path, split=split):
         try:
-            records.append(to_record(raw, origin, base_dir))
+            record = to_record(
+                raw, origin, base_dir, root=root, allow_absolute=allow_absolute_images
+            )
+            if check_images:
+                for index, ref in enumerate(record.images):
+                    probe_image(ref, origin, f"images[{index}]")
         except RecordError as error:
             if on_bad_record == "raise":
                 raise
             report.problems.append(error)
-    report.loaded = len(records)
+            continue
+        report.loaded += 1
+        yield record
     if report.problems:
         reasons = "; ".join(str(p) for p in report.problems[:5])
         logger.warning("skipped %d bad record(s) in %s; first: %s", report.skipped, path, reasons)
-    return records
+
+
+def data_files(path: Path) -> list[Path]:
+    """The data files of a folder, sorted; vlthinker's own output files and folders left out."""
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(path):
+        here = Path(folder)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and not any((here / d / marker).exists() for marker in OUTPUT_MARKERS)
+        )
+        for name in sorted(names):
+            if name in OUTPUT_FILES or name.startswith("."):
+                continue
+            if Path(name).suffix in DATA_SUFFIXES and (here / name).is_file():
+                files.append(here / name)
+    return sorted(files)
 
 
 def iter_raw(path: Path, *, split: str | None = None) -> Iterator[tuple[str, Any, Path]]:
-    """``(origin, raw record, folder image paths are relative to)`` for every stored record."""
+    """``(origin, raw record, folder image paths are relative to)`` for every stored record.
+
+    A line or element that cannot be read (not UTF-8, not JSON) is yielded as a
+    :class:`RecordError` in place of its record; a file that cannot be read at all raises one.
+    """
     if not path.exists():
         raise FileNotFoundError(f"no data at {path}")
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             yield from _iter_saved_dataset(path, split)
             return
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix in (".json", ".jsonl", ".parquet") and p.is_file()
-        )
+        files = data_files(path)
         if not files:
-            raise FileNotFoundError(f"no .json, .jsonl or .parquet files in {path}")
+            raise FileNotFoundError(
+                f"no .json, .jsonl or .parquet data files in {path} "
+                "(vlthinker's own output files are not read as data)"
+            )
         for file in files:
             yield from iter_raw(file)
         return
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle):
-                if not line.strip():
-                    continue
-                origin = f"{path}#{number}"
-                try:
-                    yield origin, json.loads(line), path.parent
-                except json.JSONDecodeError as error:
-                    yield (
-                        origin,
-                        RecordError(origin, "<line>", f"invalid JSON: {error}"),
-                        path.parent,
-                    )
+        yield from _iter_jsonl(path)
     elif path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = next((data[k] for k in ("data", "records", "items") if k in data), None)
-        if not isinstance(data, list):
-            raise RecordError(
-                str(path), "<file>", "expected a list of records (or {'data': [...]})"
-            )
-        for index, raw in enumerate(data):
-            yield f"{path}#{index}", raw, path.parent
+        yield from _iter_json(path)
     elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for index, raw in enumerate(pq.read_table(path).to_pylist()):
-            yield f"{path}#{index}", raw, path.parent
+        yield from _iter_parquet(path)
     else:
         raise ValueError(f"unsupported data file {path}: use .json, .jsonl, .parquet or a folder")
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[str, Any, Path]]:
+    with path.open("rb") as handle:
+        for number, data in enumerate(handle):
+            origin = f"{path}#{number}"
+            try:
+                line = data.decode("utf-8-sig" if number == 0 else "utf-8")
+            except UnicodeDecodeError as error:
+                reason = (
+                    f"line {number + 1} is not UTF-8 text (byte {data[error.start]:#04x} at "
+                    f"column {error.start + 1}); save the file as UTF-8"
+                )
+                yield origin, RecordError(origin, "<line>", reason), path.parent
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield origin, json.loads(line), path.parent
+            except json.JSONDecodeError as error:
+                yield (
+                    origin,
+                    RecordError(origin, "<line>", f"invalid JSON: {error}"),
+                    path.parent,
+                )
+
+
+def _file_error(path: Path, reason: str) -> RecordError:
+    return RecordError(str(path), "<file>", reason)
+
+
+def _utf8(data: bytes, path: Path, offset: int = 0) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _file_error(
+            path,
+            f"not UTF-8 text (byte {data[error.start]:#04x} at offset {offset + error.start}); "
+            "save the file as UTF-8",
+        ) from None
+
+
+def _json_error(path: Path, error: json.JSONDecodeError, truncated: bool) -> RecordError:
+    cause = "the file ends in the middle of a value (truncated?)" if truncated else error.msg
+    return _file_error(path, f"invalid JSON at line {error.lineno}, column {error.colno}: {cause}")
+
+
+def _iter_json(path: Path) -> Iterator[tuple[str, Any, Path]]:
+    """A top-level list is streamed element by element; ``{"data": [...]}`` is read whole."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    text_head = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if text_head.startswith(b"["):
+        yield from _iter_json_list(path)
+        return
+    raw = path.read_bytes()
+    text = _utf8(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw, path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _json_error(path, error, error.pos >= len(text.rstrip())) from None
+    if isinstance(data, dict):
+        data = next((data[k] for k in ("data", "records", "items") if k in data), None)
+    if not isinstance(data, list):
+        raise _file_error(path, "expected a list of records (or {'data': [...]})")
+    for index, raw_record in enumerate(data):
+        yield f"{path}#{index}", raw_record, path.parent
+
+
+class _ChunkReader:
+    """UTF-8 text of a file in chunks, with a cursor; consumed text is dropped on refill."""
+
+    def __init__(self, path: Path, handle: Any) -> None:
+        self.path, self.handle = path, handle
+        self.text = ""
+        self.pos = 0
+        self.dropped = 0  # characters dropped before ``text`` (for error positions)
+        self.offset = 0  # bytes read
+        self.pending = b""  # the start of a UTF-8 character split across chunks
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next chunk; False at the end of the file."""
+        if self.eof:
+            return False
+        chunk = self.handle.read(_JSON_CHUNK)
+        if not chunk:
+            self.eof = True
+            if self.pending:
+                _utf8(self.pending, self.path, self.offset)
+            return False
+        data = self.pending + chunk
+        if self.offset == 0 and data.startswith(b"\xef\xbb\xbf"):
+            data, self.offset = data[3:], 3
+        cut = len(data)
+        # keep back an incomplete multi-byte character (at most 3 bytes) for the next chunk
+        for back in range(1, min(4, len(data)) + 1):
+            byte = data[-back]
+            if byte & 0xC0 == 0x80:
+                continue
+            if byte >= 0xC0:
+                width = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+                if width > back:
+                    cut = len(data) - back
+            break
+        text = _utf8(data[:cut], self.path, self.offset)
+        self.pending = data[cut:]
+        self.offset += cut
+        self.dropped += self.pos
+        self.text = self.text[self.pos :] + text
+        self.pos = 0
+        return True
+
+    def skip_space(self) -> bool:
+        """Move past white space; False at the end of the file."""
+        while True:
+            while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
+                self.pos += 1
+            if self.pos < len(self.text):
+                return True
+            if not self.more():
+                return False
+
+
+def _iter_json_list(path: Path) -> Iterator[tuple[str, Any, Path]]:
+    """Elements of a top-level JSON list, read in chunks (memory: a chunk and an element)."""
+    decoder = json.JSONDecoder()
+    with path.open("rb") as handle:
+        reader = _ChunkReader(path, handle)
+        reader.skip_space()
+        reader.pos += 1  # the opening "["
+        index = 0
+        while True:
+            if not reader.skip_space():
+                raise _file_error(path, "the file ends before the list is closed (truncated?)")
+            char = reader.text[reader.pos]
+            if char == "]" and index == 0:
+                reader.pos += 1
+                break
+            if index > 0:
+                if char == "]":
+                    reader.pos += 1
+                    break
+                if char != ",":
+                    where = reader.dropped + reader.pos
+                    raise _file_error(
+                        path, f"expected ',' or ']' after record {index - 1} (character {where})"
+                    )
+                reader.pos += 1
+                if not reader.skip_space():
+                    raise _file_error(path, "the file ends after a ',' (truncated?)")
+            while True:
+                try:
+                    value, end = decoder.raw_decode(reader.text, reader.pos)
+                except json.JSONDecodeError as error:
+                    if reader.more():
+                        continue
+                    truncated = error.pos >= len(reader.text.rstrip()) - 1
+                    cause = "the file ends inside a record (truncated?)" if truncated else error.msg
+                    raise _file_error(path, f"record {index}: invalid JSON: {cause}") from None
+                if end < len(reader.text) or not reader.more():
+                    break  # (a value ending at the chunk's end may go on: decode it again)
+            yield f"{path}#{index}", value, path.parent
+            reader.pos = end
+            index += 1
+        if reader.skip_space():
+            raise _file_error(path, "unexpected text after the list's closing ']'")
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[str, Any, Path]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise _file_error(path, f"not a readable Parquet file: {error}") from None
+    index = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for raw in batch.to_pylist():
+            yield f"{path}#{index}", raw, path.parent
+            index += 1
 
 
 def _iter_saved_dataset(path: Path, split: str | None) -> Iterator[tuple[str, Any, Path]]:
@@ -148,18 +417,36 @@ def _iter_saved_dataset(path: Path, split: str | None) -> Iterator[tuple[str, An
         yield f"{path}#{index}", raw, path
 
 
-def to_record(raw: Any, origin: str, base_dir: Path) -> Record:
-    """One raw dict → :class:`Record` (reference format or plain format), validated."""
+def to_record(
+    raw: Any,
+    origin: str,
+    base_dir: Path,
+    *,
+    root: Path | None = None,
+    allow_absolute: bool = False,
+) -> Record:
+    """One raw dict → :class:`Record` (reference format or plain format), validated.
+
+    Relative image paths are resolved against ``base_dir`` and must stay inside ``root``
+    (default ``base_dir``) unless ``allow_absolute``."""
     if isinstance(raw, RecordError):
         raise raw
     if not isinstance(raw, dict):
         raise RecordError(origin, "<record>", f"expected an object, got {type(raw).__name__}")
+    folders = _Folders(base_dir, root if root is not None else base_dir, allow_absolute)
     if "problem" in raw or "problem_type" in raw:
-        return _from_reference(raw, origin, base_dir)
-    return _from_plain(raw, origin, base_dir)
+        return _from_reference(raw, origin, folders)
+    return _from_plain(raw, origin, folders)
 
 
-def _from_reference(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
+@dataclass(frozen=True)
+class _Folders:
+    base_dir: Path
+    root: Path
+    allow_absolute: bool
+
+
+def _from_reference(raw: dict[str, Any], origin: str, folders: _Folders) -> Record:
     problem_type = _text(raw, "problem_type", origin)
     mapped = REFERENCE_PROBLEM_TYPES.get(problem_type.strip().lower())
     if mapped is None and problem_type in ANSWER_TYPES:
@@ -178,7 +465,7 @@ def _from_reference(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
         answer_type=answer_type,
         question=_IMAGE_MARKER.sub(" ", _text(raw, "problem", origin)).strip(),
         answer=parse_answer(raw.get("answer"), answer_type, origin),
-        images=_images(raw.get("images", []), base_dir, origin),
+        images=_images(raw.get("images", []), folders, origin),
         options=_options(raw.get("options"), origin),
         source=str(raw.get("data_source") or ""),
         meta=meta,
@@ -187,7 +474,7 @@ def _from_reference(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
     )
 
 
-def _from_plain(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
+def _from_plain(raw: dict[str, Any], origin: str, folders: _Folders) -> Record:
     answer_type = _text(raw, "answer_type", origin)
     if answer_type not in ANSWER_TYPES:
         raise RecordError(
@@ -202,7 +489,7 @@ def _from_plain(raw: dict[str, Any], origin: str, base_dir: Path) -> Record:
         answer_type=answer_type,
         question=_IMAGE_MARKER.sub(" ", _text(raw, "question", origin)).strip(),
         answer=parse_answer(raw.get("answer"), answer_type, origin),
-        images=_images(images, base_dir, origin),
+        images=_images(images, folders, origin),
         options=_options(raw.get("options"), origin),
         source=str(raw.get("source") or ""),
         meta=_dict(raw, "meta", origin),
@@ -276,9 +563,19 @@ def _options(value: Any, origin: str) -> list[str]:
     return list(value)
 
 
-def _images(value: Any, base_dir: Path, origin: str) -> list[Any]:
+def _images(value: Any, folders: _Folders, origin: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
         value = [value]
-    return [image_ref(v, base_dir, origin, f"images[{i}]") for i, v in enumerate(value)]
+    return [
+        image_ref(
+            v,
+            folders.base_dir,
+            origin,
+            f"images[{i}]",
+            root=folders.root,
+            allow_absolute=folders.allow_absolute,
+        )
+        for i, v in enumerate(value)
+    ]

@@ -2,7 +2,8 @@
 
 A record is one prompt: a question about one or more images, the answer its verifier checks, the
 task it is grouped by (advantages, shaping and reports are per task) and the answer type that picks
-the verifier. Images stay references (paths or bytes) until a stage asks for pixels.
+the verifier. Images stay references (paths or bytes) until a stage asks for pixels; a path read
+from a data file must lie inside the data folder unless absolute paths are allowed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from PIL.Image import DecompressionBombError
 
 TASKS = ("math", "chart", "ocr", "grounding", "spatial", "vqa")
 ANSWER_TYPES = ("multiple_choice", "numeric", "chart", "math", "ocr", "grounding", "counting")
@@ -32,7 +34,7 @@ class RecordError(ValueError):
         super().__init__(f"{origin}: field '{field_name}': {reason}")
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One training or evaluation prompt.
 
@@ -74,6 +76,8 @@ def decode_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> I
             return image.convert("RGB")
     except RecordError:
         raise
+    except DecompressionBombError as error:
+        raise _too_large(ref, origin, field_name, error) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         where = "bytes" if isinstance(ref, bytes) else str(ref)
         raise RecordError(
@@ -81,9 +85,61 @@ def decode_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> I
         ) from error
 
 
-def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> ImageRef:
+def _too_large(
+    ref: ImageRef, origin: str, field_name: str, error: Exception | None = None
+) -> RecordError:
+    where = "bytes" if isinstance(ref, bytes) else str(ref)
+    limit = Image.MAX_IMAGE_PIXELS
+    size = str(error) if error is not None else ""
+    return RecordError(
+        origin,
+        field_name,
+        f"image too large to decode safely ({where}): over {limit:,} pixels"
+        + (f" ({size})" if size else ""),
+    )
+
+
+def probe_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> None:
+    """Check an image without decoding its pixels: the file opens, its format is known, its
+    size is within PIL's decompression-bomb limit and (PNG and the like) its data is complete.
+    A problem raises :class:`RecordError` naming the record and the field."""
+    if isinstance(ref, Image.Image):
+        return
+    try:
+        source = io.BytesIO(ref) if isinstance(ref, bytes) else Path(ref)
+        if isinstance(source, Path) and not source.is_file():
+            raise RecordError(origin, field_name, f"image file not found: {source}")
+        with Image.open(source) as image:
+            width, height = image.size
+            if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+                raise _too_large(ref, origin, field_name, None)
+            image.verify()
+    except RecordError:
+        raise
+    except DecompressionBombError as error:
+        raise _too_large(ref, origin, field_name, error) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+        where = "bytes" if isinstance(ref, bytes) else str(ref)
+        raise RecordError(
+            origin, field_name, f"corrupt or unreadable image ({where}): {error}"
+        ) from error
+
+
+def image_ref(
+    value: Any,
+    base_dir: Path,
+    origin: str,
+    field_name: str,
+    *,
+    root: Path | None = None,
+    allow_absolute: bool = False,
+) -> ImageRef:
     """Normalise one image entry: a path (relative to the data file), bytes, base64 text, a
-    ``{"bytes": …, "path": …}`` dict (Hugging Face / Parquet image columns) or a PIL image."""
+    ``{"bytes": …, "path": …}`` dict (Hugging Face / Parquet image columns) or a PIL image.
+
+    A path must resolve (symbolic links followed) to a file inside ``root`` (default
+    ``base_dir``, the data file's folder) unless ``allow_absolute``: ``../../etc/passwd``, an
+    absolute path elsewhere, or a link leading out of the folder raise :class:`RecordError`."""
     if isinstance(value, Image.Image):
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
@@ -94,7 +150,14 @@ def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> Image
         if value.get("bytes"):
             return bytes(value["bytes"])
         if value.get("path"):
-            return image_ref(value["path"], base_dir, origin, field_name)
+            return image_ref(
+                value["path"],
+                base_dir,
+                origin,
+                field_name,
+                root=root,
+                allow_absolute=allow_absolute,
+            )
         raise RecordError(origin, field_name, "image dict has neither 'bytes' nor 'path'")
     if not isinstance(value, str) or not value:
         raise RecordError(
@@ -105,9 +168,22 @@ def image_ref(value: Any, base_dir: Path, origin: str, field_name: str) -> Image
         return _b64(value, origin, field_name)
     path = Path(value).expanduser()
     if not path.is_absolute():
-        path = (base_dir / path).resolve()
-    if path.is_file():
-        return str(path)
+        path = base_dir / path
+    try:
+        is_file = path.is_file()
+    except OSError:  # e.g. a name too long: base64 text rather than a path
+        is_file = False
+    if is_file:
+        resolved = path.resolve()
+        inside = (root if root is not None else base_dir).resolve()
+        if not allow_absolute and not resolved.is_relative_to(inside):
+            raise RecordError(
+                origin,
+                field_name,
+                f"image path {value!r} leads outside the data folder {inside} (to {resolved}); "
+                "allow it with --allow-absolute-images or VLTHINKER_ALLOW_ABSOLUTE_IMAGES=1",
+            )
+        return str(resolved)
     payload = _maybe_b64_image(value)
     if payload is not None:
         return payload
