@@ -119,15 +119,16 @@ CASES: dict[str, tuple[dict[str, tuple[str, float]], float]] = {
         },
         250.0 / 3.0,
     ),
-    "robospatial": (  # mean of the three categories: (1/2 + 1 + 1/2) / 3
+    "robospatial": (  # correct / total over all items (the official overall): 4 / 5
         {
             "configuration-0": ("Yes, it is.", 1.0),
-            "configuration-1": ("nothing blocks it, so yes", 0.0),  # first word decides
+            # the key is "no"; the official rule is startswith("no"), which "nothing" passes
+            "configuration-1": ("nothing blocks it, so yes", 1.0),
             "compatibility-0": ("yes", 1.0),
             "context-0": ("[(0.3, 0.3)]", 1.0),  # inside the polygon [0.1, 0.5]^2
             "context-1": ("[(0.8, 0.8)]", 0.0),
         },
-        200.0 / 3.0,
+        80.0,  # the mean of category means would be (1 + 1 + 1/2) / 3 = 83.3
     ),
     # RefCOCO family: image 64x48, boxes in Qwen's 0-1000 scale. 1001: bbox [16, 12, 32, 24]
     # (x, y, w, h) = [250, 250, 750, 750]; 1002: [0, 0, 32, 48] = [0, 0, 500, 1000].
@@ -293,12 +294,7 @@ def _recompute(rows: list[dict]) -> dict[str, float]:
             for row in items:
                 questions[row["group"]].append(row["score"])
             value = sum(all(s == 1.0 for s in v) for v in questions.values()) / len(questions)
-        elif name == "robospatial":
-            subsets = defaultdict(list)
-            for row in items:
-                subsets[row["subset"]].append(row["score"])
-            value = sum(sum(v) / len(v) for v in subsets.values()) / len(subsets)
-        else:
+        else:  # RoboSpatial too: correct / total over all items, as its official script
             value = sum(row["score"] for row in items) / len(items)
         numbers[name] = value * (1000.0 if name == "ocrbench" else 100.0)
     return numbers

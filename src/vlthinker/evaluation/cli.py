@@ -60,6 +60,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--think-tag", default="think", help="reasoning tag the prompts ask for (default think)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--judge",
+        metavar="URL",
+        help="OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) whose model reads the "
+        "answers of MathVista, MathVerse, MathVision and CharXiv as their official protocols do; "
+        "the judged numbers are added beside the judge-free ones",
+    )
+    parser.add_argument("--judge-model", default="gpt-4o", help="judge model name (gpt-4o)")
+    parser.add_argument(
+        "--judge-key-env",
+        default="OPENAI_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the judge's API key (default OPENAI_API_KEY)",
+    )
     parser.set_defaults(func=run_command)
 
 
@@ -97,6 +111,14 @@ def run_command(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"vlthinker eval: {error}") from None
+    if args.judge:
+        from vlthinker.evaluation.judge import JudgeError, judge_from_args, judge_run
+
+        judge = judge_from_args(args.judge, args.judge_model, args.judge_key_env)
+        try:
+            judge_run(judge, specs, args.out, result.summary, limit=args.limit)
+        except JudgeError as error:
+            raise SystemExit(f"vlthinker eval --judge: {error}") from None
     print(result.table())
     print(f"\nwritten: {args.out}/predictions.jsonl, results.md, results.json")
     return 0

@@ -5,22 +5,19 @@ training — which gives ``accuracy`` and ``format``. A benchmark whose publishe
 differs from the training verifier names an item rule in ``record.meta["eval"]["rule"]``
 and the rule gives the item's ``score`` (the number the benchmark reports); otherwise
 ``score`` is the verifier's accuracy. Items with no training verifier (pointing) are scored by
-their rule alone. Benchmark-only rules live here, built on the verifiers' parsers:
+their rule alone. Each rule below is one function whose docstring names the official rule it
+follows and where that rule lives (repository and file); ``RULE_SOURCES`` lists them for the
+results table:
 
-- ``anls``: DocVQA / InfoVQA average normalised Levenshtein similarity (threshold 0.5),
-  best over the reference answers;
-- ``relaxed``: ChartQA relaxed accuracy (numbers within 5 % relative error, text exact),
-  best over the reference answers;
-- ``ocrbench``: OCRBench containment — an item scores 1 when a reference answer appears in
-  the prediction (case-insensitive; handwritten math compares with all spaces removed);
-- ``iou50``: RefCOCO Acc@0.5 — 1 when the predicted box has IoU ≥ 0.5 with the truth;
-- ``mathvista``: MathVista's free-form rule (integer / float at the key's precision / list
-  / text); ``charxiv``: numbers exact at the key's precision, text normalised equality;
-- ``mmmu_open``: MMMU open questions — a reference number equal to a predicted number, or a
-  reference string contained in the prediction;
-- ``yes_no``: RoboSpatial configuration / compatibility (the answer starts with yes / no);
-- ``point_in_polygon``: RoboSpatial context (the first predicted point inside the polygon);
-- ``point_in_mask``: RefSpatial (the share of predicted points inside the mask).
+- ``anls``: DocVQA / InfoVQA ANLS (VLMEvalKit ``vqa_eval.py``);
+- ``relaxed``: ChartQA relaxed accuracy (lmms-eval ``chartqa/utils.py``, VLMEvalKit);
+- ``ocrbench``: OCRBench containment (handwritten maths without spaces);
+- ``iou50``: RefCOCO Acc@0.5;
+- ``mathvista``: MathVista's normalisation and exact match (``calculate_score.py``);
+- ``charxiv``: CharXiv's grading rubric, judge-free;
+- ``mmmu_open``: MMMU open questions (``eval_utils.py``);
+- ``yes_no`` / ``point_in_polygon``: RoboSpatial-Home (``RoboSpatial-Eval/evaluation.py``);
+- ``point_in_mask``: RefSpatial (share of points inside the mask).
 
 Model output is untrusted: parsing is regex-only on a bounded prefix of the answer.
 """
@@ -30,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from vlthinker import rewards
@@ -86,19 +84,28 @@ def _answers(record: Any, details: dict[str, Any]) -> list[str]:
 
 
 def rule_anls(pred: str, record: Any, details: dict[str, Any]) -> float:
-    return float(rewards.anls(pred.strip(), _answers(record, details), threshold=0.5))
+    """DocVQA / InfoVQA ANLS, best over the reference answers; a similarity of exactly 0.5 is
+    kept (open-compass/VLMEvalKit ``vlmeval/dataset/utils/vqa_eval.py``, see
+    ``rewards.anls``)."""
+    return float(rewards.anls(pred, _answers(record, details), threshold=0.5))
 
 
 def rule_relaxed(pred: str, record: Any, details: dict[str, Any]) -> float:
-    pred = pred.strip().rstrip(".")
-    return max(
-        float(rewards.relaxed_accuracy(pred, a.strip(), tolerance=0.05))
-        for a in _answers(record, details)
+    """ChartQA relaxed accuracy exactly as EvolvingLMMs-Lab/lmms-eval
+    ``lmms_eval/tasks/chartqa/utils.py`` and open-compass/VLMEvalKit
+    ``vlmeval/dataset/utils/vqa_eval.py`` (``relaxed_correctness``): 5 % tolerance only when
+    the stripped prediction and a reference both are numbers (trailing ``%`` → /100; no
+    thousands separators), else case-insensitive exact text; best over the references."""
+    return float(
+        rewards.relaxed_accuracy(pred, _answers(record, details), tolerance=0.05, thousands=False)
     )
 
 
 def rule_ocrbench(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """OCRBench: a reference answer contained in the prediction scores the item 1."""
+    """OCRBench, as its authors' evaluation (Yuliang-Liu/MultimodalOCR, reproduced by
+    VLMEvalKit's and lmms-eval's OCRBench tasks): a reference answer contained in the prediction
+    scores 1 — after lower-casing and turning newlines into spaces, or, for the HME100k
+    handwritten-maths items, after removing every space and newline (case kept)."""
     if details.get("handwritten_math"):
         squeeze = lambda text: text.strip().replace("\n", " ").replace(" ", "")  # noqa: E731
         predicted = squeeze(pred)
@@ -131,70 +138,210 @@ def _numbers(text: str) -> list[float]:
     return found
 
 
-def _last_number(text: str) -> float | None:
-    numbers = _numbers(text)
-    return numbers[-1] if numbers else None
-
-
 def _normal_text(text: str) -> str:
     text = text.lower().strip()
     text = re.sub(r"[\s]+", " ", text)
     return text.strip(" .,;:!?\"'`()[]{}")
 
 
+_PY_FLOAT = re.compile(r"\s*[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?\s*")
+
+
+def _python_float(text: str) -> float | None:
+    """``float(text)`` for a finite decimal literal (what the official scripts' ``float()``
+    accepts, less ``inf`` / ``nan``, which never score), else None."""
+    if not _PY_FLOAT.fullmatch(text[:200]):
+        return None
+    try:
+        value = float(text)
+    except (ValueError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _mathvista_choice(extraction: str, choices: list[str]) -> str | None:
+    """MathVista's choice normalisation: a letter in parentheses ``(B)`` is the letter; a
+    letter names its option text; anything else becomes the option nearest in edit distance."""
+    from rapidfuzz.distance import Levenshtein
+
+    if not choices:
+        return None
+    bracketed = re.search(r"\(([a-zA-Z])\)", extraction)
+    if bracketed:
+        extraction = bracketed.group(1).upper()
+    letters = [chr(ord("A") + i) for i in range(len(choices))]
+    if extraction in letters:
+        return choices[letters.index(extraction)]
+    distances = [Levenshtein.distance(extraction, choice) for choice in choices]
+    return choices[distances.index(min(distances))]
+
+
 def rule_mathvista(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """MathVista free-form: integer and float answers compare as numbers (floats at the key's
-    precision), lists element-wise, text after lower-casing and trimming punctuation."""
+    """MathVista, as lupantech/MathVista ``evaluation/calculate_score.py``
+    (``normalize_extracted_answer`` + ``safe_equal``) scores an extracted answer.
+
+    Multiple choice: the answer becomes an option text (a letter, ``(B)``, or the nearest option
+    by edit distance) and must equal the key's text, so with duplicate option texts either
+    letter scores. Free form: integer → ``str(int(float(x)))`` (truncation, as officially),
+    float → ``str(round(float(x), precision))``, list and text → the string itself; the result
+    must equal the key string exactly.
+    """
     kind = details.get("kind", "text")
-    answer = str(record.answer).strip()
+    extraction = pred.strip()
+    answer = str(details.get("answer_text", record.answer)).strip()
+    if kind == "multi_choice":
+        choices = [str(c) for c in details.get("choices") or []]
+        return float(_mathvista_choice(extraction, choices) == answer)
     if kind == "integer":
-        value, key = _last_number(pred), _last_number(answer)
-        return float(
-            value is not None
-            and key is not None
-            and round(value) == value
-            and int(value) == int(key)
-        )
+        value = _python_float(extraction)
+        return float(value is not None and str(int(value)) == answer)
     if kind == "float":
-        value, key = _last_number(pred), _last_number(answer)
-        digits = int(details.get("precision") or 2)
-        return float(
-            value is not None and key is not None and round(value, digits) == round(key, digits)
-        )
-    if kind == "list":
-        return float(_numbers(pred) == _numbers(answer) and bool(_numbers(answer)))
-    return float(_normal_text(pred) == _normal_text(answer))
+        value = _python_float(extraction)
+        digits = int(details.get("precision") or 0)
+        return float(value is not None and str(round(value, digits)) == answer)
+    return float(extraction == answer)
+
+
+_SCI_TIMES = re.compile(
+    r"^([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:\\times|\\cdot|×|\*|x)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$"
+)
+_SCI_POWER = re.compile(r"^10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?$")
+_SCI_E = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+
+
+def exact_number(text: str) -> Decimal | None:
+    """The exact value of a text that is one number in any common notation, or None:
+    ``1500``, ``1,500``, ``1.5e3``, ``1.5 \\times 10^{3}``, ``1.5 × 10^3``, ``10^{-2}``
+    (``$…$`` and a trailing ``%`` on both sides are ignored)."""
+    s = text.strip().strip("$").strip().rstrip("%").strip()
+    if len(s) > 100:
+        return None
+    if re.fullmatch(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):
+        s = s.replace(",", "")
+    try:
+        if _SCI_E.fullmatch(s):
+            return Decimal(s)
+        m = _SCI_TIMES.fullmatch(s)
+        if m:
+            return Decimal(m.group(1)).scaleb(int(m.group(2)))
+        m = _SCI_POWER.fullmatch(s)
+        if m:
+            return Decimal(1).scaleb(int(m.group(1)))
+    except (InvalidOperation, ValueError):
+        return None
+    return None
+
+
+def _charxiv_terms(text: str) -> list[str]:
+    """Comma-separated terms, each normalised; a subplot letter in parentheses ``(b)`` is ``b``."""
+    return sorted(_normal_text(term) for term in text.split(",") if _normal_text(term))
 
 
 def rule_charxiv(pred: str, record: Any, details: dict[str, Any]) -> float:
+    """CharXiv reasoning questions, by the grading rubric of princeton-nlp/CharXiv
+    ``constants.py`` (``REASONING_GRADING_INST``; ``src/constants.py`` in later versions) with
+    the judge's reading replaced by rule (judge-free, hence †).
+
+    Number answers (questions of sources 3 and 4): 1 iff the two numbers are exactly equal in
+    value, any notation (``0.012`` is not ``0.01``; ``9.4 \\times 10^{1}`` is 94). Text answers:
+    the same terms after normalisation, in any order when several are asked for (source 1),
+    ``(b)`` and ``b`` alike; otherwise normalised equality.
+    """
     answer = str(record.answer).strip()
-    key = _last_number(answer) if re.fullmatch(r"[-+]?[\d,]*\.?\d+%?", answer) else None
+    key = exact_number(answer)
     if key is not None:
-        value = _last_number(pred)
-        digits = len(answer.split(".")[1].rstrip("%")) if "." in answer else 0
-        return float(value is not None and round(value, digits) == round(key, digits))
+        value = exact_number(pred)
+        return float(value is not None and value == key)
+    if "," in answer:
+        return float(_charxiv_terms(pred) == _charxiv_terms(answer))
     return float(_normal_text(pred) == _normal_text(answer))
 
 
+# MMMU open-question parsing (MMMU-Benchmark/MMMU eval/eval_utils.py, parse_open_response)
+_MMMU_KEY_WORDS = ("could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result ")
+_MMMU_NUMBERS = (
+    re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b"),
+    re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+"),
+    re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+\b)(?![eE][+-]?\d+)(?![,\d])"),
+)
+
+
+def _mmmu_normal(text: str) -> list[str | float]:
+    """MMMU's normalisation: a number → itself rounded to 2 decimals; a string → lower-cased,
+    and a one-character string → its two space-padded forms (so "c" is not found in "acid")."""
+    text = text.strip()
+    try:
+        return [round(float(text.replace(",", "")), 2)]
+    except ValueError:
+        pass
+    text = text.lower()
+    return [" " + text, text + " "] if len(text) == 1 else [text]
+
+
+def mmmu_open_candidates(response: str) -> list[str | float]:
+    """What MMMU reads from an open answer: the tail after the last key word ("so", "is",
+    "therefore", "answer", …, and "=" in the last sentence) of each sentence, or the whole
+    answer when none has one, plus every number in those tails; all normalised."""
+    text = response[:MAX_PARSE_CHARS].strip().strip(".").lower()
+    sentences = re.split(r"\.\s(?=[A-Z])|\n", text)
+    tails: list[str] = []
+    for i, sentence in enumerate(sentences):
+        words = _MMMU_KEY_WORDS + (("=",) if i == len(sentences) - 1 else ())
+        found = [sentence.split(word)[-1].strip() for word in words if word in sentence]
+        if found:
+            shortest = min(found, key=len)
+            if shortest not in (":", ",", ".", "!", "?", ";", "'"):
+                tails.append(shortest)
+    if not tails:
+        tails = [text]
+    pieces = list(tails)
+    for tail in tails:
+        for pattern in _MMMU_NUMBERS:
+            pieces.extend(pattern.findall(tail))
+    out: list[str | float] = []
+    for piece in pieces:
+        for item in _mmmu_normal(piece):
+            if item not in out:
+                out.append(item)
+    return out
+
+
 def rule_mmmu_open(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """MMMU open question: a number equal (to 2 decimals) to a reference number, or a
-    reference string (lower-cased) contained in the answer."""
-    predicted_numbers = {round(v, 2) for v in _numbers(pred)}
-    lowered = pred.lower()
+    """MMMU open question, as MMMU-Benchmark/MMMU ``eval/eval_utils.py`` (``parse_open_response``
+    + ``eval_open``; ``mmmu/utils/eval_utils.py`` in later layouts): a predicted number equal
+    (to 2 decimals) to a reference number, or a reference string contained in a predicted
+    string; one-character references are padded with a space, so "C" does not match "acid"."""
+    references: list[str | float] = []
     for answer in _answers(record, details):
-        value = _last_number(answer) if re.fullmatch(r"\s*[-+]?[\d,]*\.?\d+\s*", answer) else None
-        if value is not None:
-            if round(value, 2) in predicted_numbers:
+        references.extend(_mmmu_normal(answer))
+    for candidate in mmmu_open_candidates(pred):
+        if isinstance(candidate, str):
+            if any(isinstance(ref, str) and ref in candidate for ref in references):
                 return 1.0
-        elif _normal_text(answer) and _normal_text(answer) in lowered:
+        elif candidate in references:
             return 1.0
     return 0.0
 
 
 def rule_yes_no(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """RoboSpatial yes/no: the answer's first word is the key ("Yes, it is." → yes)."""
-    first = re.match(r"[a-z]+", _normal_text(pred))
-    return float(first is not None and first.group(0) == str(record.answer).strip().lower())
+    """RoboSpatial yes/no, as chanhee-luke/RoboSpatial-Eval ``evaluation.py``
+    (``evaluate_answer``): the lower-cased answer must start with the key ("yes" / "no"), so
+    "Yes, it is." is yes and "nothing blocks it" counts as "no"."""
+    return float(pred.strip().lower().startswith(str(record.answer).strip().lower()))
+
+
+_TUPLE_POINT = re.compile(r"\(\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\)")
+_LIST_POINT = re.compile(r"\[\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\]")
+
+
+def first_point(text: str) -> tuple[float, float] | None:
+    """RoboSpatial's point reading: the first ``(x, y)`` tuple, else the first ``[x, y]`` pair
+    (non-negative numbers), in the answer's own coordinates."""
+    for pattern in (_TUPLE_POINT, _LIST_POINT):
+        m = pattern.search(text[:MAX_PARSE_CHARS])
+        if m:
+            return float(m.group(1)), float(m.group(2))
+    return None
 
 
 def parse_points(text: str) -> list[tuple[float, float]]:
@@ -207,11 +354,12 @@ def parse_points(text: str) -> list[tuple[float, float]]:
     return points
 
 
-def to_unit_square(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points in [0, 1] are normalised already; larger ones are read on the 0–1000 scale."""
-    if all(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 for x, y in points):
-        return points
-    return [(x / 1000.0, y / 1000.0) for x, y in points]
+def to_unit_square(point: tuple[float, float]) -> tuple[float, float]:
+    """One point in [0, 1]: a point with a coordinate above 1 is read on the 0–1000 scale.
+    Each point is judged on its own (open-compass/VLMEvalKit ``vlmeval/dataset/refspatial.py``),
+    so one point slightly above 1 does not rescale the others."""
+    x, y = point
+    return (x / 1000.0, y / 1000.0) if x > 1.0 or y > 1.0 else (x, y)
 
 
 def point_in_polygon(x: float, y: float, polygon: list[list[float]]) -> bool:
@@ -228,14 +376,21 @@ def point_in_polygon(x: float, y: float, polygon: list[list[float]]) -> bool:
 
 
 def rule_point_in_polygon(pred: str, record: Any, details: dict[str, Any]) -> float:
-    points = parse_points(pred)
-    if not points:
+    """RoboSpatial context, as chanhee-luke/RoboSpatial-Eval ``evaluation.py``: the first
+    point of the answer (see ``first_point``), as given, inside the key polygon (normalised
+    coordinates) by ray casting."""
+    point = first_point(pred)
+    if point is None:
         return 0.0
-    x, y = to_unit_square(points[:1])[0]
-    return float(point_in_polygon(x, y, details["polygon"]))
+    return float(point_in_polygon(point[0], point[1], details["polygon"]))
 
 
 def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float:
+    """RefSpatial: the share of predicted points inside the mask (Zhoues/RoboRefer's
+    RefSpatial-Bench accuracy). Each point is put in [0, 1] on its own (``to_unit_square``) and
+    mapped to the pixel ``int(x * width)``, ``int(y * height)`` clipped to the image, as
+    open-compass/VLMEvalKit ``vlmeval/dataset/refspatial.py`` ``_check_points_in_mask`` does;
+    a point with a negative coordinate is outside."""
     from vlthinker.evaluation.adapters.base import load_mask
 
     points = parse_points(pred)
@@ -244,9 +399,13 @@ def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float
     mask = load_mask(details["mask"])
     height, width = mask.shape
     hits = 0
-    for x, y in to_unit_square(points):
-        col, row = math.floor(x * width), math.floor(y * height)
-        hits += int(0 <= col < width and 0 <= row < height and bool(mask[row, col]))
+    for point in points:
+        x, y = to_unit_square(point)
+        if x < 0 or y < 0:
+            continue
+        col = min(int(x * width), width - 1)
+        row = min(int(y * height), height - 1)
+        hits += int(bool(mask[row, col]))
     return hits / len(points)
 
 

@@ -25,9 +25,10 @@ PAPER_COLUMNS = ("Qwen3-VL-8B-Instruct", "OpenVLThinkerV2")
 JUDGE_MARK = "†"
 JUDGE_FOOTNOTE = (
     f"{JUDGE_MARK} judge-free: the official protocol uses an LLM judge (answer extraction for "
-    "MathVista and MathVerse, grading for CharXiv); this number uses rule-based extraction from "
-    "the <answer> tag and is not comparable to judged numbers such as the paper's. "
-    "docs/evaluation.md shows how to run the judged protocol with lmms-eval."
+    "MathVista, MathVerse and MathVision, grading for CharXiv); this number uses rule-based "
+    "extraction from the <answer> tag and is not comparable to judged numbers such as the "
+    "paper's. `vlthinker eval --judge URL --judge-model NAME` adds the judged number "
+    "(docs/evaluation.md)."
 )
 
 
@@ -142,6 +143,9 @@ def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> d
         "format": _mean([_number(r, "format") for r in rows]),
         "judged": bool(info and info.judged),
         "note": info.note if info else "",
+        "scored_by": info.scored_by()
+        if info
+        else "the training verifiers (vlthinker.rewards); comparable: no paper number",
         "paper": dict(zip(PAPER_COLUMNS, info.paper, strict=True)) if info and info.paper else None,
         "subsets": {
             key: _mean([_number(r, "score") for r in v]) * scale
@@ -251,6 +255,14 @@ def markdown(summary: Mapping[str, Any]) -> str:
                 + f" | {b['accuracy'] * 100:.1f} | {b['format'] * 100:.1f} | "
                 f"{'' if seconds is None else f'{seconds:.1f}'} |"
             )
+            judged = b.get("judge")
+            if judged:
+                lines.append(
+                    f"| {category['name']} | {b['title']} (judged: {judged['model']}) | "
+                    f"{b['metric']} | {judged['n']} | {_fmt(judged['score'])} | "
+                    + " | ".join(_fmt(paper.get(c), b["unit"]) for c in PAPER_COLUMNS)
+                    + " | | | |"
+                )
         if category["name"] != OTHER:
             complete = category.get("complete", False)
             paper = category.get("paper") or {}
@@ -276,6 +288,7 @@ def markdown(summary: Mapping[str, Any]) -> str:
                 f"| {task} | {values['n']} | {values['accuracy'] * 100:.1f} | "
                 f"{values['format'] * 100:.1f} | {values['score'] * 100:.1f} |"
             )
+    lines += ["", *scoring_lines(benchmarks)]
     notes = [
         "score: the benchmark's own rule, in percent (OCRBench out of 1000); accuracy / format: "
         "the training verifiers' means, in percent. Category means are in percent (OCRBench / 10).",
@@ -285,4 +298,30 @@ def markdown(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["JUDGE_FOOTNOTE", "aggregate", "markdown", "summarize", "task_means"]
+def scoring_lines(benchmarks: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``## How each number was scored``: per benchmark, the rule that scored it, the official
+    rule it follows (repository and file) and whether the number is comparable with the
+    paper's; a judged number adds the judge's line."""
+    if not benchmarks:
+        return []
+    lines = ["## How each number was scored", ""]
+    for b in benchmarks:
+        lines.append(f"- {b['title']}: {b.get('scored_by') or b['metric']}")
+        judged = b.get("judge")
+        if judged:
+            lines.append(
+                f"- {b['title']} (judged): answers read by {judged['model']} at "
+                f"{judged['endpoint']} following open-compass/VLMEvalKit's judged protocol "
+                "(vlthinker/evaluation/judge.py); comparable: yes"
+            )
+    return lines
+
+
+__all__ = [
+    "JUDGE_FOOTNOTE",
+    "aggregate",
+    "markdown",
+    "scoring_lines",
+    "summarize",
+    "task_means",
+]

@@ -107,6 +107,7 @@ def find_files(
     )
     lowered = {p: str(p.relative_to(path)).lower() for p in files}
     files = [p for p in files if not any(x.lower() in lowered[p] for x in exclude)]
+    files = one_format_per_table(files)
     for name in prefer:
         chosen = [p for p in files if name.lower() in lowered[p]]
         if chosen:
@@ -114,6 +115,26 @@ def find_files(
     if not files:
         raise FileNotFoundError(f"{path}: no {', '.join(suffixes)} file found")
     return files
+
+
+_FORMAT_PREFERENCE = (".parquet", ".tsv", ".jsonl", ".json")
+
+
+def one_format_per_table(files: Sequence[Path]) -> list[Path]:
+    """The files of one format: a release that ships its items in several formats (MathVerse's
+    ``testmini.json`` beside ``testmini.parquet``) is read once, from the format that comes
+    first in ``.parquet``, ``.tsv``, ``.jsonl``, ``.json``. No benchmark splits its items
+    across formats, so files of the other formats hold the same items again."""
+
+    def rank(file: Path) -> int:
+        suffix = file.suffix.lower()
+        order = _FORMAT_PREFERENCE
+        return order.index(suffix) if suffix in order else len(order)
+
+    if not files:
+        return []
+    best = min(rank(f) for f in files)
+    return [f for f in files if rank(f) == best]
 
 
 def read_rows(path: Path, **find: Any) -> list[Row]:
@@ -257,6 +278,17 @@ def _existing_path(text: str, row: Row, field: str, base_dir: Path) -> Path:
     for path in (candidate, base_dir / candidate, base_dir / "images" / candidate.name):
         if path.is_file():
             return path.resolve()
+    archives = [
+        folder / name
+        for folder in (base_dir, base_dir.parent)
+        for name in ("images.zip", f"{candidate.parts[0]}.zip" if candidate.parts else "")
+        if name and (folder / name).is_file()
+    ]
+    if archives:
+        raise BenchmarkFormatError(
+            f"{row.where(field)}: image file {text!r} not found; the images are still packed in "
+            f"{archives[0]}: extract it in {archives[0].parent} (unzip {archives[0].name})"
+        )
     raise BenchmarkFormatError(f"{row.where(field)}: image file {text!r} not found")
 
 
@@ -336,16 +368,28 @@ def inline_options(question: str) -> tuple[str, list[str]]:
     return question, []
 
 
-def answer_letter(answer: Any, choices: Sequence[Any], row: Row, field: str = "answer") -> str:
-    """The key's letter, from a letter, a 0-based index, or the option text itself."""
+def answer_letter(
+    answer: Any, choices: Sequence[Any], row: Row, field: str = "answer", key: str = "letter"
+) -> str:
+    """The key's letter. ``key`` says what the release stores:
+
+    - ``"letter"`` (VLMEvalKit TSVs, MMMU): a letter, else the option text itself;
+    - ``"text"`` (MathVista: the answer is the option text, lupantech/MathVista
+      ``evaluation/calculate_score.py``): the option text first, then a letter; a numeric text is
+      never read as an index (answer "3" of ["1", "2", "3", "6"] is C);
+    - ``"index"`` (lmms-lab AI2D parquet, EmbSpatial): a 0-based index, else a letter or text.
+    """
     text = str(answer).strip()
-    if len(text) == 1 and text.upper() in LETTERS[: max(len(choices), 1)]:
-        return text.upper()
-    if re.fullmatch(r"\d+", text) and int(text) < len(choices):
+    letters = LETTERS[: max(len(choices), 1)]
+    by_text = next((i for i, c in enumerate(choices) if str(c).strip() == text), None)
+    if key == "index" and re.fullmatch(r"\d+", text) and int(text) < len(choices):
         return LETTERS[int(text)]
-    for i, choice in enumerate(choices):
-        if str(choice).strip() == text:
-            return LETTERS[i]
+    if key == "text" and by_text is not None:
+        return LETTERS[by_text]
+    if len(text) == 1 and text.upper() in letters:
+        return text.upper()
+    if by_text is not None:
+        return LETTERS[by_text]
     raise BenchmarkFormatError(
         f"{row.where(field)}: {answer!r} is not one of the {len(choices)} options"
     )
@@ -363,12 +407,14 @@ def answer_list(row: Row, field: str) -> list[str]:
     return answers
 
 
-def choice_fields(answer: Any, choices: Sequence[Any], row: Row) -> dict[str, Any]:
-    """The ``make_record`` fields of a multiple-choice item: the key as its letter and the
-    choices as ``A. …`` options."""
+def choice_fields(
+    answer: Any, choices: Sequence[Any], row: Row, key: str = "letter"
+) -> dict[str, Any]:
+    """The ``make_record`` fields of a multiple-choice item: the key as its letter (read as
+    ``answer_letter``'s ``key`` says) and the choices as ``A. …`` options."""
     return {
         "answer_type": "multiple_choice",
-        "answer": answer_letter(answer, choices, row),
+        "answer": answer_letter(answer, choices, row, key=key),
         "options": letter_options(choices),
     }
 

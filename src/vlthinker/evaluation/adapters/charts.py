@@ -34,13 +34,16 @@ def load_ai2d(path: Path, *, image_dir: Path, limit: int | None = None) -> list[
 
     def build(row: Row) -> Any:
         item_id = row.get("index", row.get("id", row.index))
-        choices = column_options(row) or parse_list(row.require("options"), row, "options")
+        choices = column_options(row)
+        key = "letter"  # VLMEvalKit TSV: options in columns, the key as a letter
+        if not choices:  # lmms-lab parquet: an options list, the key as a 0-based index
+            choices, key = parse_list(row.require("options"), row, "options"), "index"
         return make_record(
             benchmark="ai2d",
             item_id=item_id,
             task="chart",
             question=row.text("question"),
-            **choice_fields(row.require("answer"), choices, row),
+            **choice_fields(row.require("answer"), choices, row, key=key),
             images=single_image(row, store, str(item_id)),
         )
 
@@ -121,6 +124,7 @@ register(
         title="AI2D",
         category="charts",
         metric="accuracy (MCQ letter)",
+        source="MCQ letter, as open-compass/VLMEvalKit vlmeval/utils/matching_util.py (can_infer)",
         load=load_ai2d,
         paper=(82.3, 87.5),
         expected_files="VLMEvalKit AI2D_TEST.tsv or lmms-lab/ai2d parquet",
@@ -132,6 +136,8 @@ register(
         title="ChartQA",
         category="charts",
         metric="relaxed accuracy (5% numeric tolerance)",
+        source="`relaxed` from EvolvingLMMs-Lab/lmms-eval lmms_eval/tasks/chartqa/utils.py and "
+        "open-compass/VLMEvalKit vlmeval/dataset/utils/vqa_eval.py (relaxed_correctness)",
         load=load_chartqa,
         paper=(82.8, 87.4),
         expected_files="lmms-lab/ChartQA or HuggingFaceM4/ChartQA parquet (test)",
@@ -143,6 +149,8 @@ register(
         title="CharXiv (RQ)",
         category="charts",
         metric="accuracy (number: exact at the key's precision; text: normalised match)",
+        source="`charxiv` after the rubric of princeton-nlp/CharXiv constants.py "
+        "(REASONING_GRADING_INST; official: GPT-4o grading)",
         load=load_charxiv,
         judged=True,
         note=JUDGE_NOTE,

@@ -191,6 +191,8 @@ register(
         title="MMMU (val)",
         category="general VQA",
         metric="accuracy (MCQ letter; open: MMMU number/string rule)",
+        source="MCQ letter; open: `mmmu_open` from MMMU-Benchmark/MMMU eval/eval_utils.py "
+        "(parse_open_response, eval_open)",
         load=load_mmmu,
         paper=(60.2, 71.6),
         expected_files="HF MMMU/MMMU parquet (validation split) or VLMEvalKit MMMU_DEV_VAL.tsv",
@@ -202,6 +204,8 @@ register(
         title="MMBench",
         category="general VQA",
         metric="accuracy (CircularEval)",
+        source="CircularEval letter match from open-compass/VLMEvalKit "
+        "vlmeval/dataset/utils/multiple_choice.py",
         load=load_mmbench,
         aggregate="circular",
         paper=(85.1, 88.2),
@@ -214,6 +218,7 @@ register(
         title="MMStar",
         category="general VQA",
         metric="accuracy (MCQ letter)",
+        source="MCQ letter, as open-compass/VLMEvalKit vlmeval/utils/matching_util.py (can_infer)",
         load=load_mmstar,
         paper=(68.5, 73.8),
         expected_files="VLMEvalKit MMStar.tsv or HF Lin-Chen/MMStar mmstar.parquet",

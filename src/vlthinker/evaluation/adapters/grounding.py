@@ -112,6 +112,8 @@ for _name, _title, _loader_fn, _paper, _aliases in (
             title=_title,
             category="grounding",
             metric="Acc@IoU 0.5",
+            source="`iou50` (Acc@IoU 0.5 on the original image's pixels), as lmms-eval's "
+            "refcoco*_bbox_rec tasks",
             load=_loader_fn,
             paper=_paper,
             aliases=_aliases,

@@ -58,11 +58,25 @@ def _mathvista_hint(answer_type: str, precision: Any) -> str:
 
 
 def load_mathvista(path: Path, *, image_dir: Path, limit: int | None = None) -> list[Any]:
-    """MathVista testmini: HF parquet (``decoded_image``, ``choices``, ``question_type``
-    multi_choice / free_form, ``answer_type`` integer / float / text / list, ``precision``),
-    ``annot_testmini.json`` with ``images/``, or VLMEvalKit ``MathVista_MINI.tsv``."""
+    """MathVista testmini, from either real release layout or VLMEvalKit's TSV.
+
+    - HF ``AI4Math/MathVista`` root: ``data/testmini-*.parquet`` (``decoded_image``,
+      ``choices``, ``question_type`` multi_choice / free_form, ``answer_type`` integer / float /
+      text / list, ``precision``, ``unit``); ``annot_testmini.json``, ``source.json`` and
+      ``images.zip`` beside it are not questions and are skipped;
+    - GitHub ``lupantech/MathVista`` ``data/``: ``testmini.json`` (an object keyed by pid, each
+      item with ``image`` = ``images/<pid>.jpg``) with the extracted ``images/`` folder;
+      ``annot_testmini.json``, ``query.json``, ``source.json`` and ``texts/`` are skipped;
+    - VLMEvalKit ``MathVista_MINI.tsv``.
+
+    Multiple-choice keys are option texts and are matched against the option texts first.
+    """
     store = ImageStore(image_dir, "mathvista")
-    rows = read_rows(path, prefer=("testmini",), exclude=("source.json",))
+    rows = read_rows(
+        path,
+        prefer=("testmini",),
+        exclude=("annot_", "source.json", "query.json", "texts/", "texts\\"),
+    )
 
     def build(row: Row) -> Any:
         item_id = row.get("pid", row.get("index", row.get("_key", row.index)))
@@ -78,8 +92,15 @@ def load_mathvista(path: Path, *, image_dir: Path, limit: int | None = None) -> 
             make_record, benchmark="mathvista", item_id=item_id, task="math", images=images
         )
         if question_type == "multi_choice":
-            choices = parse_list(row.require("choices"), row, "choices")
-            return record(question=question, **choice_fields(answer, choices, row))
+            choices = [str(c) for c in parse_list(row.require("choices"), row, "choices")]
+            return record(
+                question=question,
+                **choice_fields(answer, choices, row, key="text"),
+                rule="mathvista",
+                kind="multi_choice",
+                choices=choices,
+                answer_text=answer.strip(),
+            )
         hint = _mathvista_hint(kind, row.get("precision"))
         return record(
             answer_type="numeric" if kind in ("integer", "float") else "math",
@@ -87,7 +108,9 @@ def load_mathvista(path: Path, *, image_dir: Path, limit: int | None = None) -> 
             answer=answer,
             rule="mathvista",
             kind=kind,
-            precision=None if is_missing(row.get("precision")) else float(row.get("precision")),
+            precision=None
+            if is_missing(row.get("precision"))
+            else int(float(row.get("precision"))),
         )
 
     return build_each(take(rows, limit), build)
@@ -173,6 +196,8 @@ register(
         title="MathVista (testmini)",
         category="math VQA",
         metric="accuracy (MCQ letter; free-form: MathVista type/precision rule)",
+        source="`mathvista` from lupantech/MathVista evaluation/calculate_score.py "
+        "(extraction by rule, not by the official LLM judge)",
         load=load_mathvista,
         judged=True,
         note=JUDGE_NOTE,
@@ -187,6 +212,8 @@ register(
         title="MathVerse (testmini)",
         category="math VQA",
         metric="accuracy (MCQ letter; free-form: symbolic equivalence)",
+        source="MCQ letter; free-form: symbolic equivalence (official: LLM extraction + LLM "
+        "scoring, open-compass/VLMEvalKit vlmeval/dataset/utils/mathverse.py)",
         load=load_mathverse,
         judged=True,
         note=JUDGE_NOTE,
@@ -200,7 +227,11 @@ register(
         title="MathVision",
         category="math VQA",
         metric="accuracy (MCQ letter; free-form: symbolic equivalence)",
+        source="MCQ letter; free-form: symbolic equivalence (official: LLM extraction, "
+        "open-compass/VLMEvalKit vlmeval/dataset/utils/mathv.py)",
         load=load_mathvision,
+        judged=True,
+        note=JUDGE_NOTE,
         paper=(45.4, 53.4),
         aliases=("math-vision", "mathv"),
         expected_files="HF MathLLMs/MathVision parquet (test split)",

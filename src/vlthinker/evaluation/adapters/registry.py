@@ -33,7 +33,7 @@ class Benchmark:
 
     ``aggregate`` names the rule applied to the per-item scores (``mean``; ``circular``:
     a question counts only if every rotation of its options is right, MMBench's CircularEval;
-    ``subset_mean``: the mean of per-subset means, RoboSpatial-Home's overall score).
+    ``subset_mean``: the mean of per-subset means).
     ``scale`` turns the [0, 1] aggregate into the display unit (100 → percent, 1000 for
     OCRBench's score out of 1000). ``judged`` marks benchmarks whose official protocol uses an
     LLM judge: our rule-based number is not comparable to a judged one.
@@ -51,6 +51,18 @@ class Benchmark:
     paper: tuple[float, float] | None = None
     aliases: tuple[str, ...] = ()
     expected_files: str = ""
+    source: str = ""
+    comparable: bool = True
+
+    def scored_by(self) -> str:
+        """``scored by <rule> from <repository/file>, comparable: yes/no`` for the table.
+
+        ``source`` names the official rule our rule follows and the file it was checked against;
+        ``comparable`` says whether the judge-free number can be set beside the paper's (False for
+        benchmarks the paper scores with an LLM judge, or where our rule knowingly departs).
+        """
+        comparable = "yes" if self.comparable and not self.judged else "no"
+        return f"scored by {self.source or self.metric}; comparable: {comparable}"
 
 
 _REGISTRY: dict[str, Benchmark] = {}

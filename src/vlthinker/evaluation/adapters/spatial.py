@@ -45,7 +45,7 @@ def load_embspatial(path: Path, *, image_dir: Path, limit: int | None = None) ->
             item_id=item_id,
             task="spatial",
             question=row.text("question").strip().lstrip("'\""),
-            **choice_fields(row.require("answer"), choices, row),
+            **choice_fields(row.require("answer"), choices, row, key="index"),
             images=single_image(row, store, str(item_id)),
             subset=row.get("relation"),
         )
@@ -139,6 +139,7 @@ register(
         title="EmbSpatial",
         category="spatial reasoning",
         metric="accuracy (MCQ letter)",
+        source="MCQ letter, as open-compass/VLMEvalKit vlmeval/utils/matching_util.py (can_infer)",
         load=load_embspatial,
         paper=(78.2, 83.1),
         aliases=("embspatial-bench",),
@@ -151,6 +152,8 @@ register(
         title="RefSpatial",
         category="spatial reasoning",
         metric="share of predicted points inside the mask",
+        source="`point_in_mask` from Zhoues/RoboRefer (RefSpatial-Bench) and "
+        "open-compass/VLMEvalKit vlmeval/dataset/refspatial.py",
         load=load_refspatial,
         paper=(43.9, 44.6),
         aliases=("refspatial-bench",),
@@ -162,9 +165,9 @@ register(
         name="robospatial",
         title="RoboSpatial",
         category="spatial reasoning",
-        metric="accuracy (yes/no; context: first point inside the polygon), mean of 3 categories",
+        metric="accuracy (yes/no; context: first point inside the polygon), over all items",
+        source="`yes_no` / `point_in_polygon` from chanhee-luke/RoboSpatial-Eval evaluation.py",
         load=load_robospatial,
-        aggregate="subset_mean",
         paper=(60.6, 63.2),
         aliases=("robospatial-home",),
         expected_files="HF chanhee-luke/RoboSpatial-Home parquet "
