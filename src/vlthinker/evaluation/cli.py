@@ -35,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model",
-        help="checkpoint directory or hub-style path; embedded:tiny_vlm is the shipped model",
+        help="local checkpoint folder (a transformers save_pretrained folder; hub names are not "
+        "downloaded); embedded:tiny_vlm is the shipped model",
     )
     parser.add_argument(
         "--data",
@@ -44,10 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="name=path (e.g. chartqa=/data/ChartQA), 'synthetic', or a record-format path",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per batch (8)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=1024, help="response token budget (1024)"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1] (1)")
     parser.add_argument("--limit", type=int, help="first N items of each benchmark")
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="output folder")
     parser.add_argument(
@@ -60,6 +63,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--think-tag", default="think", help="reasoning tag the prompts ask for (default think)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--allow-absolute-images",
+        action="store_true",
+        help="accept image paths outside a record file's folder",
+    )
     parser.add_argument(
         "--judge",
         metavar="URL",
@@ -89,6 +97,14 @@ def run_command(args: argparse.Namespace) -> int:
         raise SystemExit("vlthinker eval: --limit must be at least 1")
     if args.temperature < 0:
         raise SystemExit("vlthinker eval: --temperature must not be negative")
+    if not 0 < args.top_p <= 1:
+        raise SystemExit(f"vlthinker eval: --top-p must be in (0, 1], got {args.top_p:g}")
+    if args.allow_absolute_images:
+        import os
+
+        from vlthinker.data.readers import ALLOW_ABSOLUTE_ENV
+
+        os.environ[ALLOW_ABSOLUTE_ENV] = "1"
     try:
         specs = [DataSpec.parse(text) for text in args.data]
     except (KeyError, FileNotFoundError, ValueError) as error:

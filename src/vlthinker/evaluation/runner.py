@@ -6,15 +6,23 @@ with ``scoring.score_prediction`` and averages per task and per benchmark.
 
 ``run_eval`` wraps it for the command line: it reads each benchmark, skips items already in
 ``predictions.jsonl`` (so an interrupted run resumes where it stopped), appends each batch's
-predictions as soon as they are scored, and writes the results table.
+predictions as soon as they are scored, and writes the results table. The predictions file is
+keyed by the model and the generation settings (``eval_settings.json``): a run with another
+model, temperature, top-p, token budget or prompt wording is refused instead of mixing its
+predictions with the old ones; and ``eval.lock`` (holding the PID) keeps a second live process
+out of the folder (a lock left by a process that no longer runs is taken over).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 PREDICTIONS_FILE = "predictions.jsonl"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
+SETTINGS_FILE = "eval_settings.json"
+LOCK_FILE = "eval.lock"
 
 # A generator turns a batch of records into one response each (the model behind it is its own).
 Generator = Callable[[Sequence[Any]], list[str]]
@@ -149,6 +159,15 @@ def vllm_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def vllm_missing() -> str:
+    """What this machine lacks for the vLLM backend, in words."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return "vLLM, which is not installed (pip install 'vlthinker[gpu]')"
+    return "a CUDA GPU, and none is visible here"
 
 
 def vllm_generator(
@@ -408,11 +427,52 @@ def run_eval(
     The model is loaded only if some item still needs a response. ``backend`` is ``hf``,
     ``vllm`` or ``auto`` (vLLM when installed with a GPU, else Hugging Face generation).
     """
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p:g}")
+    if temperature < 0:
+        raise ValueError(f"temperature must not be negative, got {temperature:g}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    predictions_path = out / PREDICTIONS_FILE
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create the output folder {out}: {error.strerror}") from None
     prompt_config = _default_prompt_config(prompt_config)
+    with folder_lock(out):
+        return _run_eval_locked(
+            specs,
+            out=out,
+            model_path=model_path,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            limit=limit,
+            prompt_config=prompt_config,
+            backend=backend,
+            generator=generator,
+            progress=progress,
+        )
+
+
+def _run_eval_locked(
+    specs: Sequence[DataSpec],
+    *,
+    out: Path,
+    model_path: str | Path | None,
+    batch_size: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    limit: int | None,
+    prompt_config: Any,
+    backend: str,
+    generator: Generator | None,
+    progress: bool,
+) -> EvalResult:
+    predictions_path = out / PREDICTIONS_FILE
     _repair_tail(predictions_path)
+    key = generation_key(model_path, max_new_tokens, temperature, top_p, prompt_config)
+    key = check_generation_key(out, key)
     done = {(p.benchmark, p.id) for p in read_predictions(predictions_path)}
     wanted: set[tuple[str, str]] = set()
 
@@ -430,17 +490,6 @@ def run_eval(
         wanted.update((item.benchmark, item.key) for item in items)
 
     previous = _previous_summary(out / RESULTS_JSON)
-    if any(pending for _, pending in plan) and previous.get("model") not in (
-        None,
-        str(model_path) if model_path else None,
-    ):
-        log.warning(
-            "%s holds predictions of %s; new ones come from %s (use another --out to keep "
-            "checkpoints apart)",
-            out,
-            previous.get("model"),
-            model_path,
-        )
     # generation seconds per benchmark, summed over the runs that filled the predictions file
     timings: dict[str, float] = {
         str(k): float(v)
@@ -451,6 +500,8 @@ def run_eval(
         generator = _load_generator(
             model_path, prompt_config, backend, max_new_tokens, temperature, top_p
         )
+    if any(pending for _, pending in plan):
+        _write_json(out / SETTINGS_FILE, key)
     for spec, pending in plan:
         if not pending:
             continue
@@ -471,7 +522,7 @@ def run_eval(
     latest = {(p.benchmark, p.id): p for p in read_predictions(predictions_path)}
     rows = [p for key, p in latest.items() if key in wanted]
     result = result_from(rows, timings=timings)
-    result.summary["model"] = str(model_path) if model_path is not None else None
+    result.summary["model"] = key["model"]
     result.summary["settings"] = {
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
@@ -482,6 +533,187 @@ def run_eval(
     (out / RESULTS_JSON).write_text(json.dumps(result.summary, indent=2) + "\n")
     (out / RESULTS_MD).write_text(result.table() + "\n")
     return result
+
+
+# ---------------------------------------------------------------- what made the predictions
+
+
+def _model_identity(model_path: str | Path | None) -> tuple[str | None, str | None]:
+    """The model as given (an absolute path for a local folder) and a fingerprint of its weight
+    files (names, sizes, modification times), so a checkpoint rewritten in place differs."""
+    if model_path is None:
+        return None, None
+    path = Path(str(model_path)).expanduser()
+    if not path.exists():
+        return str(model_path), None
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    weights = [
+        f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+        for f in files
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".pt", ".gguf")
+    ]
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(weights).encode()).hexdigest()[:16] if weights else None
+    return str(path.resolve()), digest
+
+
+def generation_key(
+    model_path: str | Path | None,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    prompt_config: Any,
+) -> dict[str, Any]:
+    """What decides a prediction: the model and the generation and prompt settings."""
+    model, weights = _model_identity(model_path)
+    prompt = dataclasses.asdict(prompt_config) if dataclasses.is_dataclass(prompt_config) else {}
+    return {
+        "model": model,
+        "weights": weights,
+        "max_new_tokens": int(max_new_tokens),
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "prompt": json.loads(json.dumps(prompt, default=str)),
+    }
+
+
+_KEY_LABELS = {
+    "model": "--model",
+    "weights": "the model's weight files",
+    "max_new_tokens": "--max-new-tokens",
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "prompt": "the prompt settings (--think-tag)",
+}
+
+
+def check_generation_key(out: Path, key: dict[str, Any]) -> dict[str, Any]:
+    """The key of this run after comparing it with the one the predictions were made with.
+
+    Raises ``ValueError`` naming each setting that differs when ``out`` holds predictions made
+    otherwise. Without ``--model`` (re-rendering the table of a finished run) the stored model
+    is kept. A folder from before the key existed is checked against its results.json.
+    """
+    predictions = out / PREDICTIONS_FILE
+    has_predictions = predictions.exists() and predictions.stat().st_size > 0
+    stored = _previous_summary(out / SETTINGS_FILE)
+    if not stored and has_predictions:
+        previous = _previous_summary(out / RESULTS_JSON)
+        settings = previous.get("settings") or {}
+        stored = {
+            name: settings[name]
+            for name in ("max_new_tokens", "temperature", "top_p")
+            if name in settings
+        }
+        if previous.get("model") is not None:
+            stored["model"] = previous["model"]
+        if not stored:
+            log.warning(
+                "%s holds predictions with no record of the model and settings that made them; "
+                "they are taken to match this run",
+                predictions,
+            )
+    if not has_predictions:
+        return key
+    if key["model"] is None:
+        key = {**key, "model": stored.get("model"), "weights": stored.get("weights")}
+    elif stored.get("model") is not None and not Path(str(stored["model"])).is_absolute():
+        # a key from results.json holds the model as it was typed
+        key_model = str(key["model"])
+        if Path(str(stored["model"])).expanduser().resolve() == Path(key_model):
+            stored = {**stored, "model": key_model}
+    differences = [
+        f"{_KEY_LABELS[name]}: {stored[name]!r} there, {key[name]!r} now"
+        for name in _KEY_LABELS
+        if stored.get(name) is not None and stored[name] != key.get(name)
+    ]
+    if differences:
+        raise ValueError(
+            f"{predictions} holds predictions made with other settings ("
+            + "; ".join(differences)
+            + f"). Give another --out, or delete {out} to start over."
+        )
+    return key
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write a small JSON file atomically (a crash leaves the old file or the new one)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+# ---------------------------------------------------------------- one process per folder
+
+
+class FolderLockedError(ValueError):
+    """Another live process holds the folder's lock."""
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def folder_lock(
+    folder: Path, name: str = LOCK_FILE, what: str = "vlthinker eval"
+) -> Iterator[None]:
+    """Hold ``folder/name`` (it holds this process's PID and host) for the ``with`` block.
+
+    A lock held by a live process raises :class:`FolderLockedError`; one left by a process
+    that no longer runs (on this host) is taken over with a warning.
+    """
+    path = folder / name
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _previous_summary(path)
+            pid = holder.get("pid")
+            host = holder.get("host")
+            if not isinstance(pid, int):
+                # being written this instant, or torn: stale once it is a few seconds old
+                try:
+                    age = time.time() - path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if age < 5:
+                    raise FolderLockedError(
+                        f"{folder} is in use by another {what} (lock file {path})"
+                    ) from None
+            elif host != mine["host"]:
+                raise FolderLockedError(
+                    f"{folder} is in use by {what} pid {pid} on host {host} (lock file {path}); "
+                    "if that process is gone, delete the lock file"
+                ) from None
+            elif _process_alive(pid) and pid != os.getpid():
+                raise FolderLockedError(
+                    f"{folder} is in use by another {what} (pid {pid}); wait for it to finish "
+                    "or give another --out"
+                ) from None
+            log.warning("%s: taking over a stale lock of pid %s, which no longer runs", path, pid)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(mine) + "\n")
+        break
+    else:
+        raise FolderLockedError(f"{folder}: could not take the lock file {path}")
+    try:
+        yield
+    finally:
+        if _previous_summary(path).get("pid") == mine["pid"]:
+            path.unlink(missing_ok=True)
 
 
 def _previous_summary(path: Path) -> dict[str, Any]:
@@ -515,7 +747,7 @@ def _load_generator(
         raise ValueError(f"backend must be auto, hf or vllm, got {backend!r}")
     use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
     if backend == "vllm" and not vllm_available():
-        raise RuntimeError("--backend vllm needs vLLM installed and a GPU")
+        raise ValueError(f"--backend vllm needs {vllm_missing()}; use --backend hf (or auto)")
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     if use_vllm:  # pragma: no cover - GPU only
         from transformers import AutoProcessor
