@@ -82,6 +82,10 @@ def run_sft(settings: SFTSettings) -> Path:
     from vlthinker.models import load_policy, save_processor
 
     torch.manual_seed(settings.seed)
+    prompt_config = PromptConfig(think_tag=settings.think_tag)
+    records = load_sft_records(settings)  # data problems surface before the model loads
+    if not records:
+        raise ValueError(f"{settings.data}: no records to fine-tune on")
     model, processor = load_policy(settings.model, dtype="bfloat16" if settings.bf16 else "float32")
     peft_config = None
     if settings.lora_rank > 0:
@@ -93,8 +97,7 @@ def run_sft(settings: SFTSettings) -> Path:
             target_modules="all-linear",
             task_type="CAUSAL_LM",
         )
-    prompt_config = PromptConfig(think_tag=settings.think_tag)
-    rows = sft_rows(load_sft_records(settings), prompt_config)
+    rows = sft_rows(records, prompt_config)
     out = Path(settings.out)
     args = SFTConfig(
         output_dir=str(out),
@@ -216,6 +219,11 @@ def _run_from_args(args: argparse.Namespace) -> int:
         validate_settings(settings)
     except ValueError as error:
         raise SystemExit(f"vlthinker sft: {error}") from None
-    out = run_sft(settings)
+    from vlthinker.data import RecordError
+
+    try:
+        out = run_sft(settings)
+    except (RecordError, FileNotFoundError) as error:
+        raise SystemExit(f"vlthinker sft: {error}") from None
     print(f"saved the fine-tuned model and processor to {out}")
     return 0
