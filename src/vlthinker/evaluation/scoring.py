@@ -116,8 +116,10 @@ def rule_ocrbench(pred: str, record: Any, details: dict[str, Any]) -> float:
 
 
 def rule_iou50(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """RefCOCO Acc@0.5: both boxes mapped to pixels of the original image (the record's
-    ``box_format`` and ``image_size``) by the training verifier's parser, then IoU >= 0.5."""
+    """RefCOCO / RefCOCO+ / RefCOCOg Acc@0.5, as lmms-eval's ``refcoco*_bbox_rec`` tasks
+    (EvolvingLMMs-Lab/lmms-eval ``lmms_eval/tasks/refcoco*/``): both boxes mapped to pixels of
+    the original image (the record's ``box_format`` and ``image_size``) by the training
+    verifier's parser, then IoU >= 0.5."""
     meta = record.meta or {}
     box_format = meta.get("box_format", "absolute")
     size = meta.get("image_size")
