@@ -527,3 +527,27 @@ def test_judged_numbers_appear_beside_the_judge_free_ones():
     text = markdown(summary)
     assert "MathVista (testmini) (judged: judge-model)" in text
     assert "judged): answers read by judge-model" in text and "comparable: yes" in text
+
+
+def test_judge_run_adds_judged_numbers_to_a_finished_run(tmp_path):
+    from vlthinker.evaluation import DataSpec, run_eval
+    from vlthinker.evaluation.judge import judge_run
+
+    specs = [DataSpec.parse(f"mathvista={FIXTURES / 'mathvista'}")]
+    out = tmp_path / "out"
+    result = run_eval(
+        specs,
+        out_dir=out,
+        generator=lambda records: ["<think>t</think><answer>no idea</answer>"] * len(records),
+        progress=False,
+        model_path="fake",
+    )
+    assert result.per_benchmark["mathvista"]["score"] == 0.0
+    # the judge's extractions: right for items 1-3 (B, 12, 1.5), wrong for item 4 (key 7)
+    endpoint = FakeEndpoint(["B", "12", "1.5", "8"])
+    judge = Judge("http://judge/v1", "judge-model", transport=endpoint)
+    summary = judge_run(judge, specs, out, result.summary)
+    judged = summary["benchmarks"][0]["judge"]
+    assert judged["n"] == 4 and judged["score"] == pytest.approx(75.0)
+    assert "(judged: judge-model)" in (out / "results.md").read_text()
+    assert json.loads((out / "results.json").read_text())["benchmarks"][0]["judge"]["n"] == 4
