@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -461,13 +462,13 @@ def _from_reference(raw: dict[str, Any], origin: str, folders: _Folders) -> Reco
     meta = {**verifier_meta, **_dict(raw, "meta", origin)}
     return Record(
         id=str(raw.get("problem_id", raw.get("id", origin))),
-        task=REFERENCE_TASK_TYPES.get(task_type, task_type),
-        answer_type=answer_type,
+        task=sys.intern(REFERENCE_TASK_TYPES.get(task_type, task_type)),
+        answer_type=sys.intern(answer_type),
         question=_IMAGE_MARKER.sub(" ", _text(raw, "problem", origin)).strip(),
         answer=parse_answer(raw.get("answer"), answer_type, origin),
         images=_images(raw.get("images", []), folders, origin),
         options=_options(raw.get("options"), origin),
-        source=str(raw.get("data_source") or ""),
+        source=sys.intern(str(raw.get("data_source") or "")),
         meta=meta,
         solution=raw.get("solution") if isinstance(raw.get("solution"), str) else None,
         origin=origin,
@@ -485,13 +486,13 @@ def _from_plain(raw: dict[str, Any], origin: str, folders: _Folders) -> Record:
     images = raw.get("images", raw.get("image", []))
     return Record(
         id=str(raw.get("id", origin)),
-        task=_text(raw, "task", origin),
-        answer_type=answer_type,
+        task=sys.intern(_text(raw, "task", origin)),
+        answer_type=sys.intern(answer_type),
         question=_IMAGE_MARKER.sub(" ", _text(raw, "question", origin)).strip(),
         answer=parse_answer(raw.get("answer"), answer_type, origin),
         images=_images(images, folders, origin),
         options=_options(raw.get("options"), origin),
-        source=str(raw.get("source") or ""),
+        source=sys.intern(str(raw.get("source") or "")),
         meta=_dict(raw, "meta", origin),
         solution=raw.get("solution") if isinstance(raw.get("solution"), str) else None,
         origin=origin,

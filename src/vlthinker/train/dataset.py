@@ -9,6 +9,7 @@ the same keys as before (``images`` holds decoded RGB images).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ from vlthinker.data.records import decode_image
 
 #: Stored columns that the transform turns into ``images`` (they never reach the trainer).
 _REFS, _ORIGIN = "image_refs", "record_origin"
-_CHUNK = 10_000
+_CHUNK = 1_000
 _SCHEMA = pa.schema(
     [
         ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
@@ -70,7 +71,8 @@ def training_rows(
             chunk = {name: [] for name in _SCHEMA.names}
     if chunk["prompt"] or not batches:
         batches.append(pa.RecordBatch.from_pydict(chunk, schema=_SCHEMA))
-    dataset = Dataset(pa.Table.from_batches(batches, schema=_SCHEMA))
+    # A fingerprint given here spares `datasets` hashing (serialising) the whole table.
+    dataset = Dataset(pa.Table.from_batches(batches, schema=_SCHEMA), fingerprint=uuid.uuid4().hex)
     dataset.set_transform(decode_rows)
     return dataset
 
