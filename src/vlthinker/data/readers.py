@@ -263,6 +263,11 @@ def _utf8(data: bytes, path: Path, offset: int = 0) -> str:
         ) from None
 
 
+def _looks_truncated(error: json.JSONDecodeError, text: str) -> bool:
+    """Whether a JSON error comes from the text ending early rather than from bad text."""
+    return error.msg.startswith("Unterminated") or error.pos >= len(text.rstrip()) - 1
+
+
 def _json_error(path: Path, error: json.JSONDecodeError, truncated: bool) -> RecordError:
     cause = "the file ends in the middle of a value (truncated?)" if truncated else error.msg
     return _file_error(path, f"invalid JSON at line {error.lineno}, column {error.colno}: {cause}")
@@ -281,7 +286,7 @@ def _iter_json(path: Path) -> Iterator[tuple[str, Any, Path]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _json_error(path, error, error.pos >= len(text.rstrip())) from None
+        raise _json_error(path, error, _looks_truncated(error, text)) from None
     if isinstance(data, dict):
         data = next((data[k] for k in ("data", "records", "items") if k in data), None)
     if not isinstance(data, list):
@@ -378,7 +383,7 @@ def _iter_json_list(path: Path) -> Iterator[tuple[str, Any, Path]]:
                 except json.JSONDecodeError as error:
                     if reader.more():
                         continue
-                    truncated = error.pos >= len(reader.text.rstrip()) - 1
+                    truncated = _looks_truncated(error, reader.text)
                     cause = "the file ends inside a record (truncated?)" if truncated else error.msg
                     raise _file_error(path, f"record {index}: invalid JSON: {cause}") from None
                 if end < len(reader.text) or not reader.more():

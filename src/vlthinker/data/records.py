@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,8 +176,8 @@ def image_ref(
     except OSError:  # e.g. a name too long: base64 text rather than a path
         is_file = False
     if is_file:
-        resolved = path.resolve()
-        inside = (root if root is not None else base_dir).resolve()
+        resolved = Path(os.path.realpath(path))
+        inside = _resolved_folder(root if root is not None else base_dir)
         if not allow_absolute and not resolved.is_relative_to(inside):
             raise RecordError(
                 origin,
@@ -188,6 +190,11 @@ def image_ref(
     if payload is not None:
         return payload
     raise RecordError(origin, field_name, f"image file not found: {path}")
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_folder(folder: Path) -> Path:
+    return folder.resolve()
 
 
 _IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")

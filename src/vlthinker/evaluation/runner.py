@@ -735,6 +735,11 @@ def _load_generator(
 ) -> Generator:
     if model_path is None:
         raise ValueError("--model is required: some items have no prediction yet")
+    if backend not in ("auto", "hf", "vllm"):
+        raise ValueError(f"backend must be auto, hf or vllm, got {backend!r}")
+    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
+    if backend == "vllm" and not vllm_available():
+        raise ValueError(f"--backend vllm needs {vllm_missing()}; use --backend hf (or auto)")
     from vlthinker.models import load_policy
 
     try:
@@ -743,11 +748,6 @@ def _load_generator(
         model_path = resolve_model_path(str(model_path))
     except ImportError:
         pass
-    if backend not in ("auto", "hf", "vllm"):
-        raise ValueError(f"backend must be auto, hf or vllm, got {backend!r}")
-    use_vllm = backend == "vllm" or (backend == "auto" and vllm_available())
-    if backend == "vllm" and not vllm_available():
-        raise ValueError(f"--backend vllm needs {vllm_missing()}; use --backend hf (or auto)")
     sampling = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     if use_vllm:  # pragma: no cover - GPU only
         from transformers import AutoProcessor
