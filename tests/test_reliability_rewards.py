@@ -1,0 +1,50 @@
+"""The math verifier's deadline holds per response, however many answers are accepted."""
+
+from __future__ import annotations
+
+import time
+
+from vlthinker.rewards import mathcheck
+from vlthinker.rewards.mathcheck import (
+    _GRACE_S,
+    DEFAULT_MATH_TIMEOUT_S,
+    MAX_ACCEPTED_ANSWERS,
+    _symbolic,
+    math_equal,
+)
+
+ACCEPTED = [f"\\frac{{{k}}}{{{k + 7}}}" for k in range(1, 17)]  # 16 distinct symbolic answers
+
+
+def test_sixteen_accepted_answers_make_one_bounded_symbolic_request(monkeypatch):
+    calls: list[tuple[str, list[str], float]] = []
+
+    def record(pred, golds, timeout_s, extra=None):
+        calls.append((pred, list(golds), timeout_s))
+        return 0.0
+
+    monkeypatch.setattr(mathcheck, "_symbolic", record)
+    assert math_equal("x^2+1", ACCEPTED) == 0.0
+    assert len(calls) == 1  # one deadline for all 16, not one each
+    assert calls[0][1] == ACCEPTED and len(ACCEPTED) == MAX_ACCEPTED_ANSWERS
+    assert calls[0][2] + _GRACE_S <= 1.0
+    assert DEFAULT_MATH_TIMEOUT_S + _GRACE_S <= 1.0
+
+
+def test_the_cheap_rules_see_every_answer_before_any_symbolic_work(monkeypatch):
+    monkeypatch.setattr(mathcheck, "_symbolic", lambda *a, **k: 1 / 0)  # must not be reached
+    assert math_equal("0.5", [*ACCEPTED[:15], "0.50"]) == 1.0
+    assert math_equal("\\dfrac{1}{8}", [*ACCEPTED[:5], "\\frac{1}{8}"]) == 1.0
+
+
+def test_the_worker_checks_a_list_of_answers_in_one_request():
+    assert math_equal("\\frac{32}{46}", ACCEPTED) == 1.0  # = 16/23, the last one
+    assert math_equal("\\frac{2}{16}", ACCEPTED) == 1.0  # = 1/8, the first one
+    assert math_equal("\\frac{1}{9}", ACCEPTED) == 0.0
+    assert _symbolic("\\frac{2}{4}", ["x", "\\frac{1}{2}"], 0.75) == 1.0
+
+
+def test_a_hung_check_of_many_answers_is_killed_at_one_deadline():
+    started = time.monotonic()
+    assert _symbolic("1", ACCEPTED, 0.3, {"op": "sleep", "seconds": 30}) is None
+    assert time.monotonic() - started < 0.3 + _GRACE_S + 0.5
