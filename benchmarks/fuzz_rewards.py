@@ -1,8 +1,11 @@
 """Long fuzz run of ``vlthinker.rewards.score``: hostile responses for every answer type.
 
-Usage: ``python benchmarks/fuzz_rewards.py --n 100000 [--seed 0]``.  Prints inputs/s, the
-slowest call (input repr truncated) and any invariant violation; exits 1 on a violation (an
-exception, a non-finite or out-of-range value, or a call slower than ``--bound`` seconds).
+Usage: ``python benchmarks/fuzz_rewards.py --n 100000 [--seed 0] [--many 300]``.  Prints
+inputs/s, the slowest call (input repr truncated) and any invariant violation; exits 1 on a
+violation (an exception, a non-finite or out-of-range value, or a call slower than ``--bound``
+seconds).  A second pass scores ``--many`` math responses each against 16 accepted answers (the
+most a record may list) and reports the slowest of them: the math verifier's deadline is per
+response, so it stays under ``--many-bound`` (1 s) however many answers are accepted.
 """
 
 from __future__ import annotations
@@ -143,12 +146,55 @@ def make_case(rng: random.Random, blobs: list[str]) -> tuple[str, Any, str, dict
     return make_response(rng, blobs), answer, answer_type, meta
 
 
+# Accepted answers that pass the safety pre-screen yet make math-verify work: long sums,
+# nested fractions, matrices, high powers.
+HEAVY_ACCEPTED = [
+    "+".join(f"x^{{{k}}}" for k in range(60)),
+    "\\frac{" * 12 + "1" + "}{2}" * 12,
+    "\\begin{pmatrix}" + "&".join(str(k) for k in range(40)) + "\\end{pmatrix}",
+    "(1+x)^{40}",
+    "\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}",
+    "\\int_0^1 x^{9} dx",
+    "x^{12}-y^{12}",
+    "\\sin^{2}(x)+\\cos^{2}(x)",
+]
+
+
+def accepted_answers(rng: random.Random, count: int = 16) -> list[str]:
+    """``count`` distinct accepted answers: symbolic, heavy and plain ones mixed."""
+    pool = HEAVY_ACCEPTED + [f"\\frac{{{k}}}{{{k + 3}}}" for k in range(1, 40)] + PLAIN
+    return rng.sample(pool, count)
+
+
+def many_answers_pass(rng: random.Random, n: int) -> tuple[float, str, list[str]]:
+    """Score ``n`` math responses against 16 accepted answers each; the slowest one."""
+    slowest = (0.0, "", [])
+    for _ in range(n):
+        answers = accepted_answers(rng)
+        inner = rng.choice(
+            [rng.choice(HEAVY_ACCEPTED), rng.choice(PLAIN), "(1+x)^{39}", _piece(rng)]
+        )
+        response = f"<think>t</think><answer>{inner}</answer>"
+        start = time.perf_counter()
+        score(response, answers, "math", reasoning=True, think_tag="think")
+        elapsed = time.perf_counter() - start
+        if elapsed > slowest[0]:
+            slowest = (elapsed, response, answers)
+    return slowest
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="number of inputs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bound", type=float, default=2.0, help="max seconds per call")
     parser.add_argument("--repr-chars", type=int, default=160)
+    parser.add_argument(
+        "--many", type=int, default=300, help="math responses with 16 accepted answers each"
+    )
+    parser.add_argument(
+        "--many-bound", type=float, default=1.0, help="max seconds per such response"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     blobs = _blobs(rng)
@@ -179,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = f"took {elapsed:.2f}s"
         if bad is not None:
             violations.append(f"#{i} {answer_type}: {bad}: {repr(response)[: args.repr_chars]}")
+    many = many_answers_pass(rng, args.many) if args.many > 0 else None
     shutdown_math_workers()
     print(f"inputs: {args.n}  scoring time: {total:.2f}s  inputs/s: {args.n / total:,.0f}")
     for answer_type, (count, secs) in per_type.items():
@@ -189,6 +236,14 @@ def main(argv: list[str] | None = None) -> int:
         rep if len(rep) <= args.repr_chars else rep[: args.repr_chars] + f"... ({len(rep)} chars)"
     )
     print(f"slowest call: {sec * 1000:.1f} ms ({kind}) on {shown}")
+    if many is not None:
+        sec, response, answers = many
+        print(
+            f"slowest of {args.many} math responses with {len(answers)} accepted answers: "
+            f"{sec * 1000:.1f} ms on {response[: args.repr_chars]!r}"
+        )
+        if sec > args.many_bound:
+            violations.append(f"a response with 16 accepted answers took {sec:.2f}s")
     print(f"violations: {len(violations)}")
     for line in violations[:20]:
         print("  " + line)
