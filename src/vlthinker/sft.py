@@ -15,7 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlthinker.data import PromptConfig, Record, load_records, prompt_text, synthetic, target_text
+from vlthinker.data import (
+    PromptConfig,
+    Record,
+    RecordError,
+    load_records,
+    prompt_text,
+    synthetic,
+    target_text,
+)
 
 
 @dataclass
@@ -85,7 +93,7 @@ def run_sft(settings: SFTSettings) -> Path:
     prompt_config = PromptConfig(think_tag=settings.think_tag)
     records = load_sft_records(settings)  # data problems surface before the model loads
     if not records:
-        raise ValueError(f"{settings.data}: no records to fine-tune on")
+        raise RecordError(str(settings.data), "<file>", "no records to fine-tune on")
     model, processor = load_policy(settings.model, dtype="bfloat16" if settings.bf16 else "float32")
     peft_config = None
     if settings.lora_rank > 0:
@@ -219,8 +227,6 @@ def _run_from_args(args: argparse.Namespace) -> int:
         validate_settings(settings)
     except ValueError as error:
         raise SystemExit(f"vlthinker sft: {error}") from None
-    from vlthinker.data import RecordError
-
     try:
         out = run_sft(settings)
     except (RecordError, FileNotFoundError) as error:
