@@ -105,14 +105,18 @@ def test_parse_override_reads_values_as_yaml():
 @pytest.mark.parametrize(
     ("overrides", "caption"),
     [
-        (["training.eval_temperature=0"], "256 held-out items per task, greedy."),
         (
-            ["training.eval_temperature=1", "training.eval_top_p=1"],
+            ["training.eval_temperature=0", "data.validation_size=256"],
+            "256 held-out items per task, greedy.",
+        ),
+        (
+            ["training.eval_temperature=1", "training.eval_top_p=1", "training.eval_samples=1"],
             "sampled at temperature 1 (seed 0).",
         ),
         (
             ["training.eval_temperature=0.7", "training.eval_top_p=0.95", "training.eval_seed=3"],
-            "sampled at temperature 0.7, top-p 0.95 (seed 3).",
+            "sampled at temperature 0.7, top-p 0.95 (seed 3), 4 samples per item (an item "
+            "scores their mean).",
         ),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from vlthinker.algorithms import g2rpo_advantages, grpo_advantages
-from vlthinker.train.report import BAND_NOTE, change_band, final_table
+from vlthinker.train.report import UNPAIRED_NOTE, change_band, final_table
 from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.trainer import (
@@ -102,7 +102,7 @@ def test_final_table_start_versus_end():
     assert "| ocr | 0.500 | 0.250 | -0.250 | — | — | — |" in table
     assert "chart" not in table
     assert "| **mean** | 0.375 | 0.375 | +0.000 | — |" in table
-    assert BAND_NOTE not in table  # no standard errors recorded, no band to explain
+    assert UNPAIRED_NOTE not in table  # no standard errors recorded, no band to explain
 
 
 def test_final_table_bands_each_change_by_two_standard_errors():
@@ -117,7 +117,7 @@ def test_final_table_bands_each_change_by_two_standard_errors():
     assert "| math | 0.500 | 0.600 | +0.100 | ±0.100 |" in table
     assert "| ocr | 0.500 | 0.400 | -0.100 | ±0.200 |" in table
     assert "| **mean** | 0.500 | 0.500 | +0.000 | ±0.112 |" in table
-    assert table.endswith(BAND_NOTE)
+    assert table.endswith(UNPAIRED_NOTE)
     assert change_band(0.03, None) is None
 
 

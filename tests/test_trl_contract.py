@@ -53,6 +53,7 @@ def test_subclass_overrides_only_the_documented_methods():
         "_generate_and_score_completions",
         "_get_per_token_logps_and_entropies",
         "_compute_loss",
+        "_prepare_inputs",
     }
 
 
@@ -66,7 +67,7 @@ def _fake_trainer(logps: torch.Tensor, loss_type: str, delta: float | None):
         loss_type=loss_type,
         epsilon_low=0.2,
         epsilon_high=0.3,
-        args=SimpleNamespace(delta=delta, use_bias_correction_kl=False),
+        args=SimpleNamespace(delta=delta, use_bias_correction_kl=False, steps_per_generation=1),
         use_vllm=False,
         vllm_importance_sampling_correction=False,
         model=SimpleNamespace(training=True),
@@ -75,6 +76,7 @@ def _fake_trainer(logps: torch.Tensor, loss_type: str, delta: float | None):
         aux_loss_enabled=False,
         _metrics={"train": defaultdict(list), "eval": defaultdict(list)},
         accelerator=SimpleNamespace(
+            num_processes=1,
             reduce=lambda tensor, reduction="sum": tensor,
             gather=lambda tensor: tensor,
             gather_for_metrics=lambda tensor: tensor,
@@ -84,7 +86,7 @@ def _fake_trainer(logps: torch.Tensor, loss_type: str, delta: float | None):
     return fake
 
 
-@pytest.mark.parametrize(("aggregation", "loss_type"), [("token", "bnpo"), ("seq", "grpo")])
+@pytest.mark.parametrize(("aggregation", "loss_type"), [("token", "dapo"), ("seq", "grpo")])
 def test_trl_loss_with_our_settings_equals_the_method_loss(aggregation, loss_type):
     """TRL's loss with epsilon / epsilon_high / delta is method.md §3's loss with dual clip."""
     generator = torch.Generator().manual_seed(0)

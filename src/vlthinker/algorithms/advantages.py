@@ -140,6 +140,24 @@ def _check_shapes(rewards: torch.Tensor, group_ids: torch.Tensor, task_ids: torc
     check_finite(rewards)
 
 
+def live_groups_per_rollout(
+    group_ids: torch.Tensor, task_ids: torch.Tensor, degenerate: torch.Tensor
+) -> torch.Tensor:
+    """For every rollout, how many live (non-degenerate) prompt groups its task has in the batch.
+
+    The size of the pool stage 2 ranks over (method.md §2, "Stage 2 needs a pool"); a
+    degenerate rollout counts its task's live groups like any other.
+    """
+    task, num_tasks = dense_ids(task_ids)
+    live = ~degenerate
+    if not bool(live.any()):
+        return torch.zeros_like(task)
+    group, num_groups = dense_ids(group_ids)
+    pairs = torch.unique(task[live] * num_groups + group[live])
+    per_task = torch.bincount(pairs // num_groups, minlength=num_tasks)
+    return per_task[task]
+
+
 def task_stage(
     stage1: torch.Tensor,
     degenerate: torch.Tensor,
@@ -147,21 +165,36 @@ def task_stage(
     *,
     tie_atol: float,
     keep_tied_groups: bool,
+    group_ids: torch.Tensor | None = None,
+    min_groups: int = 0,
 ) -> torch.Tensor:
     """G²RPO stage 2 (method.md §2): ``map_to_normal`` of the stage-1 values across each task.
 
     Rollouts of degenerate groups (size 1 or all tied) keep exactly 0 and stay out of the task's
     ranking, unless ``keep_tied_groups`` reproduces the reference code (their zeros are ranked too).
+
+    Small-pool guard (method.md §2, "Stage 2 needs a pool"): a task with fewer than
+    ``min_groups`` live groups in the batch keeps its stage-1 values. Ranked over one or two
+    groups, stage 2 would stretch whatever separates a group's wrong answers (a length or format
+    score) into full-size advantages, positive ones included; stage 1 keeps them below the
+    accuracy term's margin. At ``min_groups`` live groups or more (and always with
+    ``min_groups=0``, the reference) a task is ranked exactly as the paper does.
     """
     keys = _task_keys(task_ids, stage1)
     if keep_tied_groups:
-        return rank_to_normal(stage1, keys, tie_atol=tie_atol)[0]
-    active = torch.nonzero(~degenerate, as_tuple=True)[0]
-    out = torch.zeros_like(stage1)
-    if active.numel():
-        order, mapped, _ = _sorted_map(stage1[active], keys[active], tie_atol)
-        out[active[order]] = mapped
-    return out
+        mapped = rank_to_normal(stage1, keys, tie_atol=tie_atol)[0]
+    else:
+        active = torch.nonzero(~degenerate, as_tuple=True)[0]
+        mapped = torch.zeros_like(stage1)
+        if active.numel():
+            order, values, _ = _sorted_map(stage1[active], keys[active], tie_atol)
+            mapped[active[order]] = values
+    if min_groups <= 0:
+        return mapped
+    if group_ids is None:
+        raise ValueError("task_stage needs group_ids to apply min_groups")
+    small = live_groups_per_rollout(group_ids.to(keys.device), keys, degenerate) < min_groups
+    return torch.where(small, stage1.masked_fill(degenerate, 0.0), mapped)
 
 
 def g2rpo_advantages(
@@ -172,6 +205,7 @@ def g2rpo_advantages(
     tie_atol: float = 1e-6,
     per_task: bool = True,
     keep_tied_groups: bool = False,
+    stage2_min_groups: int = 0,
     weights: torch.Tensor | list[float] | None = None,
     gate_component: int | None = 0,
     **_: object,
@@ -183,8 +217,10 @@ def g2rpo_advantages(
     every task ends with the same advantage distribution whatever its reward scale or shape.
     ``per_task=False`` stops after stage 1 (the ablation); ``task_ids=None`` treats the batch as
     one task. ``keep_tied_groups=True`` reproduces the reference code's stage 2, where the zeros of
-    all-tied groups are ranked as well. ``[B, K]`` rewards dispatch to
-    :func:`multi_component_g2rpo_advantages` (``weights``, ``gate_component`` apply there).
+    all-tied groups are ranked as well; ``stage2_min_groups`` is :func:`task_stage`'s small-pool
+    guard (0, the default here, is the paper's stage 2 at any pool size). ``[B, K]`` rewards
+    dispatch to :func:`multi_component_g2rpo_advantages` (``weights``, ``gate_component``
+    apply there).
     """
     if rewards.dim() == 2:
         return multi_component_g2rpo_advantages(
@@ -196,6 +232,7 @@ def g2rpo_advantages(
             tie_atol=tie_atol,
             per_task=per_task,
             keep_tied_groups=keep_tied_groups,
+            stage2_min_groups=stage2_min_groups,
         )
     _check_shapes(rewards, group_ids, task_ids)
     if rewards.numel() == 0:
@@ -206,7 +243,13 @@ def g2rpo_advantages(
         # Stage 2 runs on the stage-1 values as they come out of the sort: no scatter between.
         keys = _task_keys(task_ids, rewards)[order]
         stage1 = task_stage(
-            stage1, degenerate, keys, tie_atol=tie_atol, keep_tied_groups=keep_tied_groups
+            stage1,
+            degenerate,
+            keys,
+            tie_atol=tie_atol,
+            keep_tied_groups=keep_tied_groups,
+            group_ids=group_ids[order],
+            min_groups=stage2_min_groups,
         )
     advantages = torch.empty_like(rewards)
     advantages[order] = stage1
@@ -223,6 +266,7 @@ def multi_component_g2rpo_advantages(
     tie_atol: float = 1e-6,
     per_task: bool = True,
     keep_tied_groups: bool = False,
+    stage2_min_groups: int = 0,
 ) -> torch.Tensor:
     """Multi-component G²RPO (method.md §2, last paragraph; the reference's GDPO-style variant).
 
@@ -253,7 +297,15 @@ def multi_component_g2rpo_advantages(
         stage1 = stage1.masked_fill(tied, 0.0)
     if not per_task:
         return stage1
-    return task_stage(stage1, tied, task_ids, tie_atol=tie_atol, keep_tied_groups=keep_tied_groups)
+    return task_stage(
+        stage1,
+        tied,
+        task_ids,
+        tie_atol=tie_atol,
+        keep_tied_groups=keep_tied_groups,
+        group_ids=group_ids,
+        min_groups=stage2_min_groups,
+    )
 
 
 def _component_weights(

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import TrainerCallback
 
-from vlthinker.train.run_folder import append_metrics, read_metrics
+from vlthinker.train.run_folder import (
+    append_metrics,
+    append_validation_items,
+    read_metrics,
+    read_validation_items,
+)
 
 if TYPE_CHECKING:
     from vlthinker.data import PromptConfig, Record
@@ -39,6 +44,10 @@ class ValidationCallback(TrainerCallback):
     pass: each pass sees the same random stream (so passes differ by the model, not by the
     draws — item-level sampling noise remains) and the training run's random state is left as it
     was (so resume stays exact).
+
+    Each item is answered ``samples`` times and scored by the mean, so a task's accuracy is its
+    items' expected accuracy under the sampling policy. Every pass's per-item scores go to
+    ``validation_items.jsonl``, from which the final table's paired bands are computed.
     """
 
     def __init__(
@@ -55,6 +64,7 @@ class ValidationCallback(TrainerCallback):
         top_p: float,
         seed: int,
         tensorboard: bool,
+        samples: int = 1,
         progress: bool,
     ) -> None:
         self.processor = processor
@@ -67,6 +77,7 @@ class ValidationCallback(TrainerCallback):
         self.temperature = temperature
         self.top_p = top_p
         self.seed = seed
+        self.samples = samples
         self.tensorboard = tensorboard
         self.progress = progress
         self._writer = None
@@ -78,6 +89,7 @@ class ValidationCallback(TrainerCallback):
         if step in self._done or not self.records:
             return
         from vlthinker.evaluation import evaluate_records
+        from vlthinker.evaluation.table import task_means
 
         was_training = model.training
         model.eval()
@@ -86,7 +98,7 @@ class ValidationCallback(TrainerCallback):
             result = evaluate_records(
                 model,
                 self.processor,
-                self.records,
+                list(self.records) * self.samples,
                 batch_size=self.batch_size,
                 max_new_tokens=self.max_new_tokens,
                 temperature=self.temperature,
@@ -99,11 +111,17 @@ class ValidationCallback(TrainerCallback):
         self._done.add(step)
         if not state.is_world_process_zero:
             return
+        items = item_means(result.predictions, len(self.records))
         entry: dict[str, Any] = {"step": step, "split": "validation"}
-        for task, scores in result.per_task.items():
+        for task, scores in task_means(items).items():
             for name, value in scores.items():
                 entry[f"{task}/{name}"] = value
         append_metrics(self.output_dir, entry)
+        append_validation_items(
+            self.output_dir,
+            step,
+            {f"#{i}": (row["task"], row["accuracy"]) for i, row in enumerate(items)},
+        )
         if self.tensorboard:
             self._log_tensorboard(entry, step)
 
@@ -131,3 +149,28 @@ class ValidationCallback(TrainerCallback):
 
     def history(self, output_dir: Path) -> list[dict[str, Any]]:
         return [e for e in read_metrics(output_dir) if e.get("split") == "validation"]
+
+    def item_scores(self, output_dir: Path) -> dict[int, dict[str, tuple[str, float]]]:
+        """Per validation step, every item's ``(task, mean accuracy)``."""
+        return read_validation_items(output_dir)
+
+
+def item_means(predictions: list[Any], num_items: int) -> list[dict[str, Any]]:
+    """Per item, the mean accuracy, format and score of its samples. Prediction ``k·n + i`` is
+    sample ``k`` of item ``i`` (the records were repeated whole, in order)."""
+    if len(predictions) % num_items:
+        raise RuntimeError(f"{len(predictions)} predictions for {num_items} items")
+    samples = len(predictions) // num_items
+    rows = []
+    for i in range(num_items):
+        drawn = predictions[i::num_items]
+        rows.append(
+            {
+                "task": drawn[0].task,
+                **{
+                    name: sum(float(getattr(p, name)) for p in drawn) / samples
+                    for name in ("accuracy", "format", "score")
+                },
+            }
+        )
+    return rows

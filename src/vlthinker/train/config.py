@@ -60,6 +60,11 @@ class RolloutConfig:
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = 0.5
+    # Online filter (method.md §8): keep a prompt group only when its mean accuracy is strictly
+    # inside [low, high] (the recipe: [0.01, 0.99]), generating for fresh prompts up to
+    # max_resample times to refill the batch. None keeps every group.
+    online_filter: list[float] | None = None
+    max_resample: int = 20
 
 
 @dataclass
@@ -68,6 +73,9 @@ class AlgorithmConfig:
     tie_atol: float = 1e-6
     per_task: bool = True  # G²RPO stage 2 on/off (the ablation)
     keep_tied_groups: bool = False  # the reference code's stage 2 (method.md §2)
+    # Stage 2 needs a pool (method.md §2): a stage-2 key with fewer live groups than this in a
+    # batch keeps its stage-1 advantages; 0 ranks every pool, however small (the reference).
+    stage2_min_groups: int = 4
     multi_component: bool = True  # rank accuracy / format / length separately (method.md §2)
     # Reward weights for accuracy, format, length: 0.8 / 0.1 / 0.1 (method.md §4).
     reward_weights: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
@@ -81,7 +89,9 @@ class AlgorithmConfig:
 
 @dataclass
 class TaskShaping:
-    reasoning: bool = True  # <think>…</think><answer>…</answer> vs a direct <answer>
+    # <think>…</think><answer>…</answer> (true) vs a direct <answer> (false); unset: the task's
+    # built-in default (vlthinker.data.prompts)
+    reasoning: bool | None = None
     length: list[float] | None = None  # [a, b, c, d] trapezoid or [L_min, L_max] (tokens)
     entropy_band: list[float] | None = None  # [H_low, H_high]
 
@@ -120,6 +130,9 @@ class TrainingConfig:
     eval_seed: int = 0  # sampled validation: the same random stream at every pass
     eval_top_p: float = 1.0  # nucleus for sampled validation (the recipe: 0.95 at temperature 0.7)
     eval_batch_size: int = 48
+    # Samples drawn per validation item (sampled validation): an item's score is their mean, so a
+    # task's accuracy is the items' expected accuracy and its change is measured item by item.
+    eval_samples: int = 4
     use_cpu: bool = False
     deepspeed: str | None = None  # path to a DeepSpeed JSON config
     fsdp: str = ""  # e.g. "full_shard auto_wrap"
@@ -170,6 +183,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, option, key)
             except ConfigError as error:
                 errors.append(str(error))
+        if len(errors) == 1:  # an optional value: the one type's own message
+            raise ConfigError(f"{errors[0]} (or null)")
         raise ConfigError(f"{key}: {value!r} is not a valid {_type_name(annotation)}")
     if origin is Literal:
         allowed = typing.get_args(annotation)
@@ -332,6 +347,26 @@ def validate(config: RunConfig) -> None:
         (config.shaping.entropy_coef >= 0, "shaping.entropy_coef must be ≥ 0"),
         (config.data.train_size >= 1, "data.train_size must be ≥ 1"),
         (bool(config.data.tasks), "data.tasks must name at least one task"),
+        (config.algorithm.num_iterations >= 1, "algorithm.num_iterations must be ≥ 1"),
+        (config.algorithm.stage2_min_groups >= 0, "algorithm.stage2_min_groups must be ≥ 0"),
+        (
+            config.training.updates_per_generation >= 1,
+            "training.updates_per_generation must be ≥ 1",
+        ),
+        (config.training.per_device_batch_size >= 1, "training.per_device_batch_size must be ≥ 1"),
+        (config.training.eval_samples >= 1, "training.eval_samples must be ≥ 1"),
+        (config.training.eval_batch_size >= 1, "training.eval_batch_size must be ≥ 1"),
+        (config.training.save_steps >= 1, "training.save_steps must be ≥ 1"),
+        (config.data.validation_size >= 0, "data.validation_size must be ≥ 0"),
+        (config.rollout.max_resample >= 0, "rollout.max_resample must be ≥ 0"),
+        (
+            config.rollout.online_filter is None
+            or (
+                len(config.rollout.online_filter) == 2
+                and 0 <= config.rollout.online_filter[0] < config.rollout.online_filter[1] <= 1
+            ),
+            "rollout.online_filter must be [low, high] with 0 ≤ low < high ≤ 1, or null",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -22,6 +22,7 @@ from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import (
     BATCHES_FILE,
+    VALIDATION_ITEMS_FILE,
     latest_complete_checkpoint,
     truncate_metrics,
 )
@@ -39,7 +40,12 @@ class RunResult:
 
 def prompt_config_for(config: RunConfig) -> PromptConfig:
     """Per-task prompt style from ``shaping.tasks`` (reasoning vs direct), else the defaults."""
-    reasoning = {task: shaping.reasoning for task, shaping in config.shaping.tasks.items()}
+    # A task listed only to set its length range keeps its built-in prompt style.
+    reasoning = {
+        task: shaping.reasoning
+        for task, shaping in config.shaping.tasks.items()
+        if shaping.reasoning is not None
+    }
     return PromptConfig(think_tag=config.shaping.think_tag, reasoning=reasoning or None)
 
 
@@ -117,8 +123,9 @@ def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOC
         warmup_steps=training.warmup_steps,
         lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (method.md §8)
         max_grad_norm=training.max_grad_norm,
-        # token: mean over every token of the micro-batch ("bnpo"); seq: per sequence ("grpo").
-        loss_type="bnpo" if algorithm.loss_aggregation == "token" else "grpo",
+        # token: mean over every token of the optimiser step's mini-batch — TRL's "dapo"
+        # normalisation, made exact per step by G2RPOTrainer; seq: per sequence ("grpo").
+        loss_type="dapo" if algorithm.loss_aggregation == "token" else "grpo",
         epsilon=algorithm.clip_low,
         epsilon_high=algorithm.clip_high,
         delta=algorithm.dual_clip,  # TRL's ratio cap = dual clip for A < 0 (see test_trl_contract)
@@ -206,6 +213,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
             "tie_atol": config.algorithm.tie_atol,
             "per_task": config.algorithm.per_task,
             "keep_tied_groups": config.algorithm.keep_tied_groups,
+            "stage2_min_groups": config.algorithm.stage2_min_groups,
         },
         multi_component=config.algorithm.multi_component,
         reward_weights=tuple(weights),
@@ -214,6 +222,9 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         entropy_bands=bands if config.shaping.entropy else None,
         entropy_coef=config.shaping.entropy_coef if config.shaping.entropy else 0.0,
         entropy_estimate=config.shaping.entropy_estimate,
+        online_filter=tuple(config.rollout.online_filter) if config.rollout.online_filter else None,
+        max_resample=config.rollout.max_resample,
+        resample_seed=config.training.seed,
     )
     validation = ValidationCallback(
         processor=processor,
@@ -226,6 +237,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         temperature=config.training.eval_temperature,
         seed=config.training.eval_seed,
         top_p=config.training.eval_top_p,
+        samples=config.training.eval_samples if config.training.eval_temperature > 0 else 1,
         tensorboard="tensorboard" in config.logging.report_to,
         progress=config.logging.progress,
     )
@@ -259,9 +271,14 @@ def validation_caption(config: RunConfig) -> str:
         mode = "greedy"
     else:
         nucleus = f", top-p {training.eval_top_p:g}" if training.eval_top_p < 1 else ""
+        draws = (
+            f", {training.eval_samples} samples per item (an item scores their mean)"
+            if training.eval_samples > 1
+            else ""
+        )
         mode = (
             f"sampled at temperature {training.eval_temperature:g}{nucleus} "
-            f"(seed {training.eval_seed})"
+            f"(seed {training.eval_seed}){draws}"
         )
     size = (
         f"{config.data.validation_size} held-out items per task"
@@ -280,13 +297,15 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
         if checkpoint is not None:
             truncate_metrics(output_dir, checkpoint.step)
             truncate_metrics(output_dir, checkpoint.step, BATCHES_FILE)
+            truncate_metrics(output_dir, checkpoint.step, VALIDATION_ITEMS_FILE)
     output_dir.mkdir(parents=True, exist_ok=True)
     dump_config(config, output_dir / CONFIG_FILE)
     built = build_trainer(config, output_dir)
     trainer = built.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
     history = built.validation.history(output_dir)
-    table = validation_caption(config) + "\n\n" + final_table(history, built.tasks)
+    items = built.validation.item_scores(output_dir)
+    table = validation_caption(config) + "\n\n" + final_table(history, built.tasks, items)
     if trainer.is_world_process_zero():
         save_final_model(trainer, output_dir / "final")
         built.processor.save_pretrained(str(output_dir / "final"))

@@ -14,6 +14,7 @@ _STATE_FILE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 METRICS_FILE = "metrics.jsonl"
 BATCHES_FILE = "batches.jsonl"  # the record ids of each step's prompts, in order
+VALIDATION_ITEMS_FILE = "validation_items.jsonl"  # per validation pass, every item's score
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,24 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_validation_items(
+    run_dir: str | Path, step: int, items: dict[str, tuple[str, float]]
+) -> None:
+    """One validation pass's per-item ``(task, score)``, keyed by the item's place."""
+    with (Path(run_dir) / VALIDATION_ITEMS_FILE).open("a") as handle:
+        handle.write(json.dumps({"step": step, "items": items}) + "\n")
+
+
+def read_validation_items(run_dir: str | Path) -> dict[int, dict[str, tuple[str, float]]]:
+    """Per validation step, every item's ``(task, score)``; a later line for a step wins."""
+    path = Path(run_dir) / VALIDATION_ITEMS_FILE
+    if not path.exists():
+        return {}
+    passes: dict[int, dict[str, tuple[str, float]]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            passes[int(entry["step"])] = {k: (v[0], float(v[1])) for k, v in entry["items"].items()}
+    return passes

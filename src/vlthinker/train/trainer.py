@@ -10,6 +10,7 @@ TRL upgrade moves any of the pieces relied on here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from trl import GRPOTrainer
 
 from vlthinker.algorithms import compute_advantages, entropy_band_penalty
 from vlthinker.algorithms.segments import segment_count, segment_sum
+from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
 
 # The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
@@ -38,6 +40,41 @@ class MethodSettings:
     entropy_bands: torch.Tensor | None = None  # [T, 2]; None disables the band
     entropy_coef: float = 0.0
     entropy_estimate: str = "entropy"  # or "neg_logp" (the reference's estimate)
+    # Online filter (method.md §8): keep groups whose mean accuracy is strictly inside the band,
+    # resampling up to max_resample times to refill the batch; None keeps every group.
+    online_filter: tuple[float, float] | None = None
+    max_resample: int = 20
+    resample_seed: int = 0
+
+
+def minibatch_token_normalizers(
+    chunk_tokens: torch.Tensor, accumulation: int, updates_per_generation: int
+) -> torch.Tensor:
+    """Token-mean loss over the mini-batch (method.md §3, §8), whatever the micro-batching.
+
+    ``chunk_tokens`` holds the completion-token count of each of a rollout batch's
+    ``accumulation × updates_per_generation`` micro-batches, summed over processes, in the order
+    they are trained; one optimiser step takes ``accumulation`` consecutive micro-batches. Returns
+    the ``num_items_in_batch`` each micro-batch must carry so that TRL's ``dapo`` normalisation
+    (``num_items / processes × accumulation / steps_per_generation``) divides every micro-batch of
+    a step by that step's own token count: its loss is then exactly the mean over every token of
+    the mini-batch, with several updates per rollout batch as with one.
+    """
+    windows = chunk_tokens.reshape(updates_per_generation, accumulation).sum(dim=1)
+    return (windows * updates_per_generation).repeat_interleave(accumulation)
+
+
+def sign_error_shares(
+    accuracy: torch.Tensor, advantages: torch.Tensor, task_ids: torch.Tensor, num_tasks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per task, the share of wrong answers (accuracy 0) given a positive advantage and of right
+    answers (accuracy 1) given a negative one: how often the update pushes against the task."""
+    wrong, right = accuracy <= 0.0, accuracy >= 1.0
+    wrong_up = per_task_means((advantages[wrong] > 0).to(torch.float64), task_ids[wrong], num_tasks)
+    right_down = per_task_means(
+        (advantages[right] < 0).to(torch.float64), task_ids[right], num_tasks
+    )
+    return wrong_up, right_down
 
 
 def layout_group_ids(total: int, num_generations: int) -> torch.Tensor:
@@ -166,25 +203,36 @@ class G2RPOTrainer(GRPOTrainer):
         self._gathered_rewards = rewards
         return rewards
 
-    def _generate_and_score_completions(self, inputs):
+    def _rollout(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], torch.Tensor]:
+        """TRL's generation and scoring of ``inputs``; returns its output and the local rows'
+        reward components ``[n, K]``."""
         output = super()._generate_and_score_completions(inputs)
         rewards = self._gathered_rewards
         if rewards is None:
             raise RuntimeError("TRL did not call _calculate_rewards; the override needs updating")
         self._gathered_rewards = None
+        start = self.accelerator.process_index * len(inputs)
+        return output, rewards[start : start + len(inputs)]
+
+    def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
         generations = self.num_generations if mode == "train" else self.num_generations_eval
+        output, rewards = self._rollout(inputs)
+        padded = torch.zeros(len(inputs), dtype=torch.bool)
+        if mode == "train" and self.method.online_filter is not None:
+            output, rewards, inputs, padded = self._fill_with_live_groups(output, rewards, inputs)
 
         batch = distributed_advantages(
-            self.accelerator.process_index, rewards, inputs, generations, self.method
+            self.accelerator.process_index, gather(rewards), inputs, generations, self.method
         )
+        local_advantages = batch.local_advantages.masked_fill(padded, 0.0)
         self.last_advantages = batch.advantages
         if mode == "train" and self.accelerator.is_main_process:
             # The prompts of each step, so a resumed run can be checked against an unbroken one.
             prompts = batch.record_ids[::generations]
             append_log(self.args.output_dir, BATCHES_FILE, self.state.global_step + 1, prompts)
         device = rewards.device
-        output["advantages"] = batch.local_advantages.to(device=device, dtype=torch.float32)
+        output["advantages"] = local_advantages.to(device=device, dtype=torch.float32)
         output["task_index"] = batch.local_task_ids.to(device)
 
         lengths = gather(output["completion_mask"].sum(dim=1)).cpu().to(torch.float64)
@@ -192,6 +240,125 @@ class G2RPOTrainer(GRPOTrainer):
             mode, batch.rewards, batch.advantages, lengths, batch.group_ids, batch.task_ids
         )
         return output
+
+    # ------------------------------------------------------------------ online filter
+    def _fill_with_live_groups(
+        self, output: dict[str, Any], rewards: torch.Tensor, inputs: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
+        """DAPO-style dynamic sampling (method.md §8): keep the groups the online filter passes
+        and generate for fresh prompts, up to ``max_resample`` times, until every process has as
+        many live groups as it started with. Any shortfall is filled with dropped groups whose
+        completion mask is zeroed: they keep the batch's shape and take no part in the loss.
+
+        Every process takes part in every resampling round (generation and gathers are
+        collective); fresh prompts come from a generator seeded by the run seed, the step and the
+        round, so a resumed run draws the same ones.
+        """
+        generations = self.num_generations
+        low, high = self.method.online_filter
+        target = len(inputs) // generations
+        if len(inputs) % generations:
+            raise RuntimeError(
+                f"online filtering needs whole prompt groups on each process; {len(inputs)} "
+                f"rollouts do not split into groups of {generations}"
+            )
+        pieces = [(output, rewards, inputs)]
+        keeps = [live_groups(rewards[:, 0], generations, low, high)]
+        extra_rollouts = 0
+        for attempt in range(1, self.method.max_resample + 1):
+            kept = int(sum(int(k.sum()) for k in keeps))
+            shortfall = gather(torch.tensor([max(target - kept, 0)], device=rewards.device))
+            if int(shortfall.max()) == 0:
+                break
+            # Ask for the shortfall divided by the pass rate seen so far (at least a quarter).
+            seen = sum(k.numel() for k in keeps)
+            rate = max(kept / seen, 0.25) if seen else 1.0
+            draw = min(target, math.ceil(int(shortfall.max()) / rate))
+            fresh = self._resample_inputs(draw, attempt)
+            extra_output, extra_rewards = self._rollout(fresh)
+            extra_rollouts += len(fresh) * self.accelerator.num_processes
+            pieces.append((extra_output, extra_rewards, fresh))
+            keeps.append(live_groups(extra_rewards[:, 0], generations, low, high))
+
+        selected, chosen_rewards, chosen_inputs, pad_flags = [], [], [], []
+        remaining = target
+        for (piece, piece_rewards, piece_inputs), keep in zip(pieces, keeps, strict=True):
+            groups = torch.nonzero(keep, as_tuple=True)[0][:remaining]
+            remaining -= groups.numel()
+            if groups.numel():
+                rows = group_rows(groups, generations)
+                selected.append(take_rows(piece, rows))
+                chosen_rewards.append(piece_rewards[rows.to(piece_rewards.device)])
+                chosen_inputs += [piece_inputs[i] for i in rows.tolist()]
+                pad_flags.append(torch.zeros(rows.numel(), dtype=torch.bool))
+        if remaining:  # the bound was reached: pad with dropped groups of the first batch
+            groups = torch.nonzero(~keeps[0], as_tuple=True)[0][:remaining]
+            rows = group_rows(groups, generations)
+            filler = take_rows(output, rows)
+            filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
+            selected.append(filler)
+            chosen_rewards.append(rewards[rows.to(rewards.device)])
+            chosen_inputs += [inputs[i] for i in rows.tolist()]
+            pad_flags.append(torch.ones(rows.numel(), dtype=torch.bool))
+
+        merged = concat_rows(selected, self.processing_class.tokenizer.pad_token_id)
+        merged["num_items_in_batch"] = gather(merged["completion_mask"].sum()).sum()
+        self._log_filter_metrics(pieces, keeps, extra_rollouts, remaining)
+        return merged, torch.cat(chosen_rewards), chosen_inputs, torch.cat(pad_flags)
+
+    def _resample_inputs(self, groups: int, attempt: int) -> list[dict[str, Any]]:
+        """``groups`` fresh prompts for this process, each repeated ``num_generations`` times.
+
+        Drawn from the training set by a generator seeded with the run seed, the global step and
+        the round: every process draws the same global sample and keeps its own slice.
+        """
+        world = self.accelerator.num_processes
+        seed = (self.method.resample_seed * 1_000_003 + self.state.global_step) * 101 + attempt
+        generator = torch.Generator().manual_seed(seed)
+        dataset = self.train_dataset
+        order = torch.randperm(len(dataset), generator=generator)
+        picks = order.repeat(math.ceil(groups * world / len(dataset)))[: groups * world]
+        start = self.accelerator.process_index * groups
+        rows = [dataset[int(i)] for i in picks[start : start + groups]]
+        return [row for row in rows for _ in range(self.num_generations)]
+
+    def _log_filter_metrics(self, pieces, keeps, extra_rollouts: int, padded_groups: int) -> None:
+        """Per task, the share of examined groups the filter dropped; the cost in rollouts."""
+        names = self.method.task_names
+        generations = self.num_generations
+        group_tasks = torch.cat(
+            [torch.tensor([x["task_index"] for x in p[2][::generations]]) for p in pieces]
+        )
+        dropped = (~torch.cat(keeps)).to(torch.float64)
+        tasks = gather(group_tasks.to(self.accelerator.device)).cpu()
+        dropped = gather(dropped.to(self.accelerator.device)).cpu()
+        shares = per_task_means(dropped, tasks, len(names))
+        metrics = self._metrics["train"]
+        for name, share in zip(names, shares.tolist(), strict=True):
+            if share == share:
+                metrics[f"{name}/filter_dropped_share"].append(share)
+        metrics["filter/resampled_rollouts"].append(float(extra_rollouts))
+        metrics["filter/padded_groups"].append(float(padded_groups))
+
+    # ------------------------------------------------------------------ token-mean loss
+    def _prepare_inputs(self, generation_batch):
+        before = self._buffered_inputs
+        inputs = super()._prepare_inputs(generation_batch)
+        if self.model.training and self._buffered_inputs is not before and self.loss_type == "dapo":
+            self._set_minibatch_normalizers(self._buffered_inputs)
+        return inputs
+
+    def _set_minibatch_normalizers(self, chunks: list[dict[str, Any]]) -> None:
+        """Give every buffered micro-batch its mini-batch's token count
+        (:func:`minibatch_token_normalizers`)."""
+        local = torch.stack([chunk["completion_mask"].sum() for chunk in chunks]).to(torch.float64)
+        totals = self.accelerator.reduce(local, reduction="sum")
+        updates = self.args.steps_per_generation // self.args.gradient_accumulation_steps
+        normalizers = minibatch_token_normalizers(
+            totals, self.args.gradient_accumulation_steps, updates
+        )
+        for chunk, value in zip(chunks, normalizers, strict=True):
+            chunk["num_items_in_batch"] = value.to(chunk["completion_mask"].device)
 
     def _log_task_metrics(self, mode, rewards, advantages, lengths, group_ids, task_ids) -> None:
         names = self.method.task_names
@@ -220,6 +387,14 @@ class G2RPOTrainer(GRPOTrainer):
             if std == std:
                 metrics[f"{name}/advantage_std"].append(std)
                 metrics[f"{name}/tied_group_share"].append(share)
+        wrong_up, right_down = sign_error_shares(rewards[:, 0], advantages, task_ids, num_tasks)
+        for label, shares in (
+            ("wrong_positive_share", wrong_up),
+            ("right_negative_share", right_down),
+        ):
+            for name, share in zip(names, shares.tolist(), strict=True):
+                if share == share:
+                    metrics[f"{name}/{label}"].append(share)
 
     # ------------------------------------------------------------------ entropy band
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):
