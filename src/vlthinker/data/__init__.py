@@ -12,6 +12,7 @@ from vlthinker.data.readers import (
     REFERENCE_PROBLEM_TYPES,
     REFERENCE_TASK_TYPES,
     LoadReport,
+    iter_records,
     load_records,
     to_record,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Record",
     "RecordError",
     "build_messages",
+    "iter_records",
     "load_records",
     "prompt_text",
     "synthetic",
