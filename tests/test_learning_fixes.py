@@ -184,6 +184,9 @@ def _generation_output(rows: int, prompt_width: int, completion_width: int, offs
         "pixel_values": (torch.arange(rows).repeat_interleave(4)[:, None] + offset).float(),
         "image_grid_thw": grid,
         "num_images": [1] * rows,
+        "mm_token_type_ids": torch.cat(
+            (torch.full((rows, prompt_width), 2), torch.full((rows, completion_width), 3)), dim=1
+        ),
         "num_items_in_batch": torch.tensor(float(rows * completion_width)),
         "task_index": torch.arange(rows) + offset,
     }
@@ -198,6 +201,9 @@ def test_row_selection_and_concatenation_keep_images_and_padding_aligned():
     assert merged["prompt_mask"][0].tolist() == [0, 0, 0, 1, 1, 1]
     assert merged["completion_mask"][2].tolist() == [1, 1, 0, 0, 0]  # completions right-padded
     assert merged["task_index"].tolist() == [2, 3, 100]
+    # token types cover prompt + completion (Qwen3-VL): each part padded like its ids
+    assert merged["mm_token_type_ids"][2].tolist() == [2] * 6 + [3, 3, 0, 0, 0]
+    assert merged["mm_token_type_ids"][0].tolist() == [0, 0, 0, 2, 2, 2] + [3] * 5
     # each rollout keeps its own image rows: 4 pixel rows tagged with the rollout
     assert merged["pixel_values"][:, 0].tolist() == [2.0] * 4 + [3.0] * 4 + [100.0] * 4
     assert merged["image_grid_thw"].shape == (3, 3) and merged["num_images"] == [1, 1, 1]

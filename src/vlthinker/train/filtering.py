@@ -16,7 +16,9 @@ import torch
 from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
 
 # How each key of TRL's generation output lines up with the rollouts (rows).
-PROMPT_ALIGNED = ("prompt_ids", "prompt_mask", "token_type_ids", "mm_token_type_ids")  # left-pad
+PROMPT_ALIGNED = ("prompt_ids", "prompt_mask")  # left-padded
+# Token types span the prompt and, for some models (Qwen3-VL), the completion after it.
+TOKEN_TYPES = ("token_type_ids", "mm_token_type_ids")
 COMPLETION_ALIGNED = (
     "completion_ids",
     "completion_mask",
@@ -53,8 +55,19 @@ def _pad_to(tensor: torch.Tensor, width: int, value: float, left: bool) -> torch
     return torch.cat((pad, tensor) if left else (tensor, pad), dim=1)
 
 
+def _pad_token_types(
+    types: torch.Tensor, own_prompt: int, prompt_width: int, completion_width: int
+) -> torch.Tensor:
+    """Token types of one piece re-padded like its prompt (left) and completion (right)."""
+    prompt = _pad_to(types[:, :own_prompt], prompt_width, 0, left=True)
+    if types.shape[1] == own_prompt:  # prompt only
+        return prompt
+    completion = _pad_to(types[:, own_prompt:], completion_width, 0, left=False)
+    return torch.cat((prompt, completion), dim=1)
+
+
 def _row_keys(batch: dict[str, Any]) -> None:
-    known = set(PROMPT_ALIGNED + COMPLETION_ALIGNED + PER_IMAGE + SCALARS)
+    known = set(PROMPT_ALIGNED + TOKEN_TYPES + COMPLETION_ALIGNED + PER_IMAGE + SCALARS)
     rows = batch["prompt_ids"].shape[0]
     for key, value in batch.items():
         if key in known or value is None:
@@ -89,16 +102,25 @@ def concat_rows(pieces: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str
     """Row-selected outputs (from :func:`take_rows`) joined into one generation output: prompts
     re-left-padded, completions re-right-padded to the widest piece, images concatenated."""
     out: dict[str, Any] = {}
+    prompt_width = max(piece["prompt_ids"].shape[1] for piece in pieces)
+    completion_width = max(piece["completion_ids"].shape[1] for piece in pieces)
     for key in pieces[0]:
         values = [piece[key] for piece in pieces]
-        if values[0] is None or key in SCALARS:
+        if key in TOKEN_TYPES and values[0] is not None:
+            out[key] = torch.cat(
+                [
+                    _pad_token_types(v, p["prompt_ids"].shape[1], prompt_width, completion_width)
+                    for v, p in zip(values, pieces, strict=True)
+                ]
+            )
+        elif values[0] is None or key in SCALARS:
             out[key] = values[0]
         elif isinstance(values[0], list):
             out[key] = [item for value in values for item in value]
         elif key in PROMPT_ALIGNED or key in COMPLETION_ALIGNED:
             left = key in PROMPT_ALIGNED
             width = max(v.shape[1] for v in values)
-            fill = pad_token_id if key.endswith("_ids") and key != "mm_token_type_ids" else 0
+            fill = pad_token_id if key.endswith("_ids") else 0
             out[key] = torch.cat([_pad_to(v, width, fill, left) for v in values])
         else:
             out[key] = torch.cat(values)
