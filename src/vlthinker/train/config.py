@@ -145,6 +145,9 @@ class LoggingConfig:
     logging_steps: int = 1
     plots: bool = True
     progress: bool = True
+    # Per step, per task: the norm of the task's share of the policy gradient and its share of
+    # the total (vlthinker.train.gradient_equity); one extra backward per task, off at scale.
+    task_gradient_norms: bool = False
 
 
 @dataclass
