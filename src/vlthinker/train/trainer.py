@@ -21,6 +21,7 @@ from trl import GRPOTrainer
 from vlthinker.algorithms import compute_advantages, entropy_band_penalty
 from vlthinker.algorithms.segments import segment_count, segment_sum
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
+from vlthinker.train.gradient_equity import task_gradient_metrics
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
 
 # The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
@@ -45,6 +46,7 @@ class MethodSettings:
     online_filter: tuple[float, float] | None = None
     max_resample: int = 20
     resample_seed: int = 0
+    task_gradient_norms: bool = False  # per-task policy-gradient norms (gradient_equity)
 
 
 def minibatch_token_normalizers(
@@ -415,6 +417,10 @@ class G2RPOTrainer(GRPOTrainer):
             mask = mask * inputs["tool_mask"]
         tasks = inputs["task_index"]
         mode = "train" if self.model.training else "eval"
+        if self.method.task_gradient_norms and mode == "train":
+            equity = task_gradient_metrics(self, model, logps, mask, tasks, inputs)
+            for key, value in equity.items():
+                self._metrics[mode][key].append(value)
         token_estimate = entropies if self.method.entropy_estimate == "entropy" else -logps
         bands = self.method.entropy_bands
         if bands is not None and self.method.entropy_coef > 0:
