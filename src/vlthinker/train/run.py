@@ -225,6 +225,7 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         online_filter=tuple(config.rollout.online_filter) if config.rollout.online_filter else None,
         max_resample=config.rollout.max_resample,
         resample_seed=config.training.seed,
+        task_gradient_norms=config.logging.task_gradient_norms,
     )
     validation = ValidationCallback(
         processor=processor,
