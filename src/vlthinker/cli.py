@@ -15,6 +15,7 @@ _STAGES: tuple[str, ...] = (
     "vlthinker.data.cli",
     "vlthinker.sft",
     "vlthinker.train.cli",
+    "vlthinker.ablation.cli",
     "vlthinker.evaluation.cli",
 )
 
