@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import TrainerCallback
+from transformers import ProgressCallback, TrainerCallback
 
 from vlthinker.train.run_folder import (
     append_metrics,
@@ -34,6 +34,66 @@ class MetricsFileCallback(TrainerCallback):
             if bad:
                 entry["non_finite"] = bad
             append_metrics(self.output_dir, entry)
+
+
+#: (log key, label, format) of the compact console line, in order; absent keys are left out.
+COMPACT_KEYS = (
+    ("loss", "loss", "{:.4f}"),
+    ("reward", "reward", "{:.3f}"),
+    ("rewards/accuracy/mean", "acc", "{:.3f}"),
+    ("rewards/format/mean", "format", "{:.3f}"),
+    ("completions/mean_length", "len", "{:.1f}"),
+    ("entropy", "entropy", "{:.3f}"),
+    ("grad_norm", "grad", "{:.3g}"),
+    ("step_time", "s/step", "{:.2f}"),
+)
+
+
+def compact_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
+    """One console line for a training log entry (the full entry goes to ``metrics.jsonl``)."""
+    if "train_runtime" in logs:  # the summary HF Trainer logs once at the end
+        loss = logs.get("train_loss")
+        return f"step {step}/{max_steps} done in {logs['train_runtime']:.1f} s" + (
+            f" · mean loss {loss:.4f}" if isinstance(loss, int | float) else ""
+        )
+    parts = [f"step {step}/{max_steps}"]
+    for key, label, form in COMPACT_KEYS:
+        value = logs.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            parts.append(f"{label} {form.format(value)}")
+    return " · ".join(parts)
+
+
+def _postfix(logs: dict[str, Any]) -> str | None:
+    reward, seconds = logs.get("reward"), logs.get("step_time")
+    if not isinstance(reward, int | float) or not isinstance(seconds, int | float):
+        return None
+    return f"reward {reward:.3f}, {seconds:.2f} s/step"
+
+
+class CompactProgressCallback(ProgressCallback):
+    """The progress bar (with the step time and mean reward) and one short line per logging
+    step, in place of the full dict transformers prints."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not (logs and state.is_world_process_zero):
+            return
+        line = compact_line(state.global_step, state.max_steps, logs)
+        if self.training_bar is None:
+            print(line, flush=True)
+            return
+        postfix = _postfix(logs)
+        if postfix:
+            self.training_bar.set_postfix_str(postfix, refresh=False)
+        self.training_bar.write(line)
+
+
+class CompactLogCallback(TrainerCallback):
+    """Without a progress bar: one short line per logging step."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and state.is_world_process_zero:
+            print(compact_line(state.global_step, state.max_steps, logs), flush=True)
 
 
 class ValidationCallback(TrainerCallback):
@@ -136,7 +196,10 @@ class ValidationCallback(TrainerCallback):
         self._writer.flush()
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._validate(model, state.global_step, state)
+        # The pass before training; a resumed run keeps its schedule (every ``every`` steps and
+        # the end), so the step it resumes at is not validated again.
+        if state.global_step == 0:
+            self._validate(model, state.global_step, state)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every > 0 and state.global_step % self.every == 0:

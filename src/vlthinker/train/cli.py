@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -26,7 +27,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--resume",
         type=Path,
         metavar="RUN_DIR",
-        help="continue a run from its last complete checkpoint",
+        help="continue a run from its last complete checkpoint (a finished run is left as it is)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in training.output_dir (by default a folder that holds a run is "
+        "refused); files vlthinker did not write stay",
     )
     parser.add_argument(
         "overrides",
@@ -37,20 +44,59 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_command)
 
 
+_QUOTED_KEY = re.compile(r"config key '([^']+)'")
+_LEADING_KEY = re.compile(r"^([a-z_]+(?:\.\w+)+)(?:\[\d+\])*[: (]")
+
+
+def with_source(error: Exception, config_file: Path | None, overrides: list[str]) -> str:
+    """``error`` prefixed with where its key was set: the command-line override that set it, or
+    the config file (a key set in both is the override's)."""
+    text = str(error)
+    prefix = f"{config_file}: " if config_file is not None else None
+    if prefix and text.startswith(prefix):
+        text = text[len(prefix) :]
+    match = _QUOTED_KEY.search(text) or _LEADING_KEY.match(text)
+    key = getattr(error, "key", None) or (match.group(1) if match else None)
+    if key:
+        for override in reversed(overrides):
+            name = override.split("=", 1)[0].strip()
+            if name and (key == name or key.startswith(f"{name}.")):
+                return f"command-line override {override!r}: {text}"
+    if config_file is not None and (key or (prefix and str(error).startswith(prefix))):
+        return f"{config_file}: {text}"
+    return text
+
+
 def run_command(args: argparse.Namespace) -> int:
     from vlthinker.train.config import ConfigError, load_config
-    from vlthinker.train.run import resume_config, train
+    from vlthinker.train.run import CONFIG_FILE, resume_config
 
+    config_file = (
+        args.resume / CONFIG_FILE if args.resume else args.config or packaged_config(DEMO_CONFIG)
+    )
     try:
         if args.resume:
             if args.config:
                 raise ConfigError("--resume reuses the run's own config.yaml; drop --config")
+            if args.overwrite:
+                raise ConfigError(
+                    "--resume continues a run and --overwrite replaces it: choose one"
+                )
             config = resume_config(args.resume, args.overrides)
         else:
-            config = load_config(args.config or packaged_config(DEMO_CONFIG), args.overrides)
-    except (ConfigError, FileNotFoundError) as error:
+            config = load_config(config_file, args.overrides)
+    except ConfigError as error:
+        message = with_source(error, config_file, args.overrides)
+        raise SystemExit(f"vlthinker train: {message}") from None
+    except FileNotFoundError as error:
         raise SystemExit(f"vlthinker train: {error}") from None
-    result = train(config, resume=args.resume)
+    from vlthinker.train.run import TrainDataError, train
+    from vlthinker.train.run_folder import RunFolderError
+
+    try:
+        result = train(config, resume=args.resume, overwrite=args.overwrite)
+    except (TrainDataError, RunFolderError) as error:
+        raise SystemExit(f"vlthinker train: {error}") from None
     print(f"\nrun folder: {result.output_dir}")
     print(result.table)
     return 0

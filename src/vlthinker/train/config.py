@@ -48,6 +48,9 @@ class DataConfig:
     # Stage-2 key of G²RPO: the answer type (what fixes the reward's shape, as the reference
     # code does) or the content task (method.md §2, "What task means in stage 2").
     stage2_key: Literal["answer_type", "task"] = "answer_type"
+    # Image paths are confined to the data file's folder; true also opens absolute paths and
+    # paths leaving that folder (../, symlinks).
+    allow_absolute_images: bool = False
 
 
 @dataclass
@@ -328,7 +331,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def validate(config: RunConfig) -> None:
-    """Range checks that types alone cannot express; each names its key."""
+    """Range checks that types alone cannot express. Each message starts with its key, which the
+    raised :class:`ConfigError` also carries as ``key`` (so a caller can name where the value came
+    from: a command-line override or the file)."""
     checks: list[tuple[bool, str]] = [
         (config.rollout.num_generations >= 2, "rollout.num_generations must be ≥ 2"),
         (config.rollout.max_new_tokens >= 1, "rollout.max_new_tokens must be ≥ 1"),
@@ -361,6 +366,14 @@ def validate(config: RunConfig) -> None:
         (config.training.eval_batch_size >= 1, "training.eval_batch_size must be ≥ 1"),
         (config.training.save_steps >= 1, "training.save_steps must be ≥ 1"),
         (config.data.validation_size >= 0, "data.validation_size must be ≥ 0"),
+        (0 <= config.data.difficulty <= 1, "data.difficulty must be in [0, 1]"),
+        (config.data.image_size >= 32, "data.image_size must be ≥ 32 (pixels per side)"),
+        (
+            bool(config.training.output_dir.strip()),
+            "training.output_dir must name a folder (empty would write into the current folder)",
+        ),
+        (config.training.eval_steps >= 0, "training.eval_steps must be ≥ 0 (0: start and end)"),
+        (config.logging.logging_steps >= 1, "logging.logging_steps must be ≥ 1"),
         (config.rollout.max_resample >= 0, "rollout.max_resample must be ≥ 0"),
         (
             config.rollout.online_filter is None
@@ -373,10 +386,10 @@ def validate(config: RunConfig) -> None:
     ]
     for ok, message in checks:
         if not ok:
-            raise ConfigError(message)
+            _fail(f"{message}; got {_value_of(config, message.split(' ', 1)[0])!r}")
     rollouts = config.training.prompts_per_step * config.rollout.num_generations
     if rollouts % config.training.per_device_batch_size:
-        raise ConfigError(
+        _fail(
             f"training.per_device_batch_size ({config.training.per_device_batch_size}) must divide "
             f"training.prompts_per_step × rollout.num_generations ({rollouts})"
         )
@@ -384,17 +397,31 @@ def validate(config: RunConfig) -> None:
         if shaping.length is not None:
             points = shaping.length
             if len(points) not in (2, 4) or any(b < a for a, b in itertools.pairwise(points)):
-                raise ConfigError(
+                _fail(
                     f"shaping.tasks.{task}.length must be [L_min, L_max] or [a, b, c, d], "
                     f"non-decreasing; got {points}"
                 )
         if shaping.entropy_band is not None:
             band = shaping.entropy_band
             if len(band) != 2 or band[0] > band[1] or band[0] < 0:
-                raise ConfigError(
+                _fail(
                     f"shaping.tasks.{task}.entropy_band must be [H_low, H_high] with "
                     f"0 ≤ H_low ≤ H_high; got {band}"
                 )
+
+
+def _value_of(config: RunConfig, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part, None)
+    return node
+
+
+def _fail(message: str) -> typing.NoReturn:
+    """Raise a :class:`ConfigError` whose ``key`` is the message's first word."""
+    error = ConfigError(message)
+    error.key = message.split(" ", 1)[0]  # type: ignore[attr-defined]
+    raise error
 
 
 def dump_config(config: RunConfig, path: str | Path) -> None:

@@ -5,30 +5,54 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from transformers import PrinterCallback, ProgressCallback
 from trl import GRPOConfig
 
 from vlthinker.algorithms import length_envelope
 from vlthinker.data import PromptConfig, Record, load_records, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
-from vlthinker.train.callbacks import MetricsFileCallback, ValidationCallback
+from vlthinker.train.callbacks import (
+    CompactLogCallback,
+    CompactProgressCallback,
+    MetricsFileCallback,
+    ValidationCallback,
+)
 from vlthinker.train.config import RunConfig, dump_config, load_config
 from vlthinker.train.dataset import training_rows
 from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import (
     BATCHES_FILE,
+    CARD_FILE,
+    CARD_MARKER,
+    CONFIG_FILE,
+    RESULTS_FILE,
     VALIDATION_ITEMS_FILE,
+    Checkpoint,
+    RunFolderError,
+    RunLock,
+    clear_run,
+    is_our_card,
     latest_complete_checkpoint,
+    read_metrics,
+    reset_logs,
+    run_contents,
     truncate_metrics,
 )
 from vlthinker.train.trainer import G2RPOTrainer, MethodSettings
 
-CONFIG_FILE = "config.yaml"
+if TYPE_CHECKING:
+    from vlthinker.data.readers import LoadReport
+
+
+class TrainDataError(ValueError):
+    """The training or validation data cannot be used; the message names the file and cause."""
 
 
 @dataclass
@@ -49,7 +73,7 @@ def prompt_config_for(config: RunConfig) -> PromptConfig:
     return PromptConfig(think_tag=config.shaping.think_tag, reasoning=reasoning or None)
 
 
-def load_split(config: RunConfig, split: str) -> list[Record]:
+def load_split(config: RunConfig, split: str, report: LoadReport | None = None) -> list[Record]:
     data = config.data
     source = data.train if split == "train" else data.validation
     if source == "synthetic":
@@ -69,7 +93,61 @@ def load_split(config: RunConfig, split: str) -> list[Record]:
             difficulty=data.difficulty,
             image_size=data.image_size,
         )
-    return load_records(source, on_bad_record=data.on_bad_record)
+    return load_records(
+        source,
+        on_bad_record=data.on_bad_record,
+        report=report,
+        allow_absolute_images=data.allow_absolute_images,
+    )
+
+
+def _count(names: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} of task {name!r}" for name, n in sorted(counts.items()))
+
+
+def load_data(config: RunConfig) -> tuple[list[Record], list[Record]]:
+    """The training and validation records of ``data.tasks``, read and checked before anything
+    else is loaded or written. Raises :class:`TrainDataError` naming the file and the cause,
+    also when no training record is left (saying how many were read and why each was dropped)."""
+    from vlthinker.data.readers import LoadReport
+
+    tasks = set(config.data.tasks)
+    kept: dict[str, list[Record]] = {}
+    for split in ("train", "validation"):
+        source = getattr(config.data, split)
+        report = LoadReport()
+        try:
+            records = load_split(config, split, report)
+        except (OSError, ValueError) as error:  # missing file, unreadable, a bad record
+            raise TrainDataError(f"data.{split} ({source}): {error}") from None
+        kept[split] = [r for r in records if r.task in tasks]
+        dropped = [r.task for r in records if r.task not in tasks]
+        if split == "train" and not kept[split]:
+            reasons = []
+            if dropped:
+                reasons.append(
+                    f"{len(dropped)} dropped as their task is not in data.tasks "
+                    f"{sorted(tasks)} ({_count(dropped)})"
+                )
+            if report.skipped:
+                reasons.append(
+                    f"{report.skipped} bad record(s) skipped (data.on_bad_record=skip); "
+                    f"first: {report.problems[0]}"
+                )
+            raise TrainDataError(
+                f"data.train ({source}): no usable training records: read {len(records)} "
+                f"record(s)" + (f"; {'; '.join(reasons)}" if reasons else " (the data is empty)")
+            )
+        if split == "validation" and records and not kept[split]:
+            print(
+                f"vlthinker train: note: data.validation ({source}) has no record of data.tasks "
+                f"({_count(dropped)}): no validation passes",
+                flush=True,
+            )
+    return kept["train"], kept["validation"]
 
 
 def task_tensors(config: RunConfig, tasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,8 +256,14 @@ class BuiltRun:
     tasks: list[str]
 
 
-def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
-    """Model, data, reward components and the G²RPO trainer for ``config``."""
+def build_trainer(
+    config: RunConfig,
+    output_dir: Path,
+    data: tuple[list[Record], list[Record]] | None = None,
+) -> BuiltRun:
+    """Model, data, reward components and the G²RPO trainer for ``config``; ``data`` is the
+    training and validation records already read by :func:`load_data` (else read here)."""
+    train_records, validation_records = data if data is not None else load_data(config)
     if config.training.torch_threads:
         torch.set_num_threads(config.training.torch_threads)
     seed_everything(config.training.seed)
@@ -193,8 +277,6 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
             parameter.requires_grad_(False)
     tasks = list(config.data.tasks)
     prompt_config = prompt_config_for(config)
-    train_records = [r for r in load_split(config, "train") if r.task in tasks]
-    validation_records = [r for r in load_split(config, "validation") if r.task in tasks]
     stage2_names = sorted({getattr(r, config.data.stage2_key) for r in train_records})
     task_index = {task: i for i, task in enumerate(tasks)}
     stage2_index = {name: i for i, name in enumerate(stage2_names)}
@@ -252,7 +334,20 @@ def build_trainer(config: RunConfig, output_dir: Path) -> BuiltRun:
         callbacks=[MetricsFileCallback(output_dir), validation],
         peft_config=lora_config(config),
     )
+    # One short console line per logging step instead of transformers' full dict.
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(
+        CompactProgressCallback() if config.logging.progress else CompactLogCallback()
+    )
+    # TRL writes a model card to <output_dir>/README.md at every checkpoint, over any file of
+    # that name; the run's own card (write_run_card) is written at the end instead.
+    trainer.create_model_card = _no_model_card  # type: ignore[method-assign]
     return BuiltRun(trainer, processor, validation, tasks)
+
+
+def _no_model_card(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 def save_final_model(trainer: G2RPOTrainer, folder: Path) -> None:
@@ -289,19 +384,145 @@ def validation_caption(config: RunConfig) -> str:
     return f"Validation: {size}, {mode}."
 
 
-def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
-    """Run (or resume) one training run; returns the validation history and the final table."""
+def quiet_third_party_warnings() -> None:
+    """Silence known deprecation notices of transformers/TRL that say nothing about the run
+    (they would repeat at every launch); other warnings still show."""
+    for pattern in (
+        r"`(is_)?gradient_checkpointing` is deprecated",
+        r".*`(is_)?gradient_checkpointing_enable` is deprecated",
+    ):
+        warnings.filterwarnings("ignore", message=pattern, category=FutureWarning)
+
+
+def note(message: str) -> None:
+    print(f"vlthinker train: {message}", flush=True)
+
+
+def finished_run(config: RunConfig, output_dir: Path) -> RunResult | None:
+    """The result of a run that already reached ``training.max_steps`` (its ``final/`` and
+    ``results.md`` written), else None."""
+    checkpoint = latest_complete_checkpoint(output_dir)
+    results = output_dir / RESULTS_FILE
+    if (
+        checkpoint is None
+        or checkpoint.step < config.training.max_steps
+        or not (output_dir / "final").is_dir()
+        or not results.is_file()
+    ):
+        return None
+    history = [e for e in read_metrics(output_dir) if e.get("split") == "validation"]
+    return RunResult(output_dir, history, results.read_text().rstrip("\n"))
+
+
+def refuse_run_folder(output_dir: Path) -> None:
+    """Raise if ``output_dir`` holds a run (a new run would mix its logs with the old one's)."""
+    found = run_contents(output_dir)
+    if found:
+        raise RunFolderError(
+            f"{output_dir} already holds a run ({', '.join(found[:4])}"
+            f"{', …' if len(found) > 4 else ''}); continue it with --resume {output_dir}, "
+            "choose another training.output_dir, or replace it with --overwrite"
+        )
+
+
+def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) -> bool:
+    """``README.md``: what the run is (base model, data, method) and its results table. A
+    README.md that vlthinker did not write is left as it is; returns whether one was written."""
+    path = output_dir / CARD_FILE
+    if path.exists() and not is_our_card(path):
+        return False
+    model, data, algorithm = config.model, config.data, config.algorithm
+    lora = f", LoRA rank {model.lora_rank}" if model.lora_rank > 0 else ""
+    shaping = [name for name in ("length", "entropy") if getattr(config.shaping, name)]
+    lines = [
+        CARD_MARKER,
+        f"# {output_dir.name}",
+        "",
+        "A vlthinker training run (`vlthinker train`); this card is rewritten when it ends.",
+        "",
+        f"- **Base model**: `{model.path}`{lora}",
+        f"- **Data**: training `{data.train}`, validation `{data.validation}`; "
+        f"tasks {', '.join(data.tasks)}",
+        f"- **Method**: {algorithm.estimator}"
+        f" (per-task stage 2: {'on' if algorithm.per_task else 'off'}, "
+        f"multi-component: {'on' if algorithm.multi_component else 'off'}), "
+        f"{config.training.prompts_per_step} prompts × {config.rollout.num_generations} "
+        f"rollouts per step, shaping: {', '.join(shaping) or 'none'}",
+        f"- **Steps**: {steps} of {config.training.max_steps}",
+        f"- **Files**: `{CONFIG_FILE}` (the full config), `metrics.jsonl`, `plots.png`, "
+        f"`{RESULTS_FILE}`, `final/` (the trained model)",
+        "",
+        "## Results",
+        "",
+        table,
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return True
+
+
+def train(
+    config: RunConfig, resume: str | Path | None = None, overwrite: bool = False
+) -> RunResult:
+    """Run (or resume) one training run; returns the validation history and the final table.
+
+    A new run refuses a folder that holds a run unless ``overwrite`` (which deletes what the old
+    run wrote, other files staying). Nothing is written before the data has been read and
+    checked; ``train.lock`` keeps a second live process out of the folder. Resuming a finished
+    run returns its results without training.
+    """
+    quiet_third_party_warnings()
     output_dir = Path(resume) if resume else Path(config.training.output_dir)
-    checkpoint = None
+    if resume and overwrite:
+        raise RunFolderError("--resume continues a run and --overwrite replaces it: choose one")
     if resume:
-        checkpoint = latest_complete_checkpoint(output_dir)
-        if checkpoint is not None:
-            truncate_metrics(output_dir, checkpoint.step)
-            truncate_metrics(output_dir, checkpoint.step, BATCHES_FILE)
-            truncate_metrics(output_dir, checkpoint.step, VALIDATION_ITEMS_FILE)
+        done = finished_run(config, output_dir)
+        if done is not None:
+            note(
+                f"{output_dir} is a finished run (step {config.training.max_steps} of "
+                f"{config.training.max_steps}, final/ and {RESULTS_FILE} written): nothing to do; "
+                "raise training.max_steps to train it further"
+            )
+            return done
+    elif not overwrite:
+        refuse_run_folder(output_dir)
+    data = load_data(config)
     output_dir.mkdir(parents=True, exist_ok=True)
-    dump_config(config, output_dir / CONFIG_FILE)
-    built = build_trainer(config, output_dir)
+    with RunLock(output_dir):
+        checkpoint = None
+        if resume:
+            checkpoint = latest_complete_checkpoint(output_dir)
+            if checkpoint is not None:
+                note(
+                    f"resuming {output_dir} from {checkpoint.path.name} (step {checkpoint.step} "
+                    f"of {config.training.max_steps})"
+                )
+                truncate_metrics(output_dir, checkpoint.step)
+                truncate_metrics(output_dir, checkpoint.step, BATCHES_FILE)
+                truncate_metrics(output_dir, checkpoint.step, VALIDATION_ITEMS_FILE)
+            else:
+                reset = reset_logs(output_dir)
+                note(
+                    f"{output_dir} has no complete checkpoint yet: starting it again from step 0"
+                    + (f" ({', '.join(reset)} reset)" if reset else "")
+                )
+        elif overwrite:
+            removed = clear_run(output_dir)
+            if removed:
+                note(f"--overwrite: removed the previous run's {', '.join(removed)}")
+        else:
+            refuse_run_folder(output_dir)  # again, now that the folder is ours
+        dump_config(config, output_dir / CONFIG_FILE)
+        return _train_locked(config, output_dir, data, checkpoint)
+
+
+def _train_locked(
+    config: RunConfig,
+    output_dir: Path,
+    data: tuple[list[Record], list[Record]],
+    checkpoint: Checkpoint | None,
+) -> RunResult:
+    built = build_trainer(config, output_dir, data)
     trainer = built.trainer
     trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
     history = built.validation.history(output_dir)
@@ -310,10 +531,11 @@ def train(config: RunConfig, resume: str | Path | None = None) -> RunResult:
     if trainer.is_world_process_zero():
         save_final_model(trainer, output_dir / "final")
         built.processor.save_pretrained(str(output_dir / "final"))
-        (output_dir / "results.md").write_text(table + "\n")
+        (output_dir / RESULTS_FILE).write_text(table + "\n")
         (output_dir / "results.json").write_text(json.dumps(history, indent=2))
         if config.logging.plots:
             write_plots(output_dir, built.tasks)
+        write_run_card(config, output_dir, trainer.state.global_step, table)
     return RunResult(output_dir=output_dir, validation=history, table=table)
 
 

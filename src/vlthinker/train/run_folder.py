@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,3 +101,148 @@ def read_validation_items(run_dir: str | Path) -> dict[int, dict[str, tuple[str,
             entry = json.loads(line)
             passes[int(entry["step"])] = {k: (v[0], float(v[1])) for k, v in entry["items"].items()}
     return passes
+
+
+# ------------------------------------------------------------------ run-folder ownership
+LOCK_FILE = "train.lock"
+CONFIG_FILE = "config.yaml"
+RESULTS_FILE = "results.md"
+CARD_FILE = "README.md"
+#: The first line of the run card vlthinker writes: a README.md without it is not ours.
+CARD_MARKER = "<!-- vlthinker run card -->"
+#: What a training run writes into its folder (``checkpoint-N`` folders aside).
+RUN_FILES = (
+    CONFIG_FILE,
+    METRICS_FILE,
+    BATCHES_FILE,
+    VALIDATION_ITEMS_FILE,
+    RESULTS_FILE,
+    "results.json",
+    "plots.png",
+    "tensorboard",
+    "final",
+)
+LOG_FILES = (METRICS_FILE, BATCHES_FILE, VALIDATION_ITEMS_FILE)
+
+
+class RunFolderError(RuntimeError):
+    """The output folder cannot be used as asked (it holds a run, or another process uses it)."""
+
+
+def run_contents(run_dir: str | Path) -> list[str]:
+    """The names in ``run_dir`` that a training run wrote (empty: the folder holds no run)."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        return []
+    names = [name for name in RUN_FILES if (folder / name).exists()]
+    names += sorted(c.name for c in folder.iterdir() if _CHECKPOINT.match(c.name) and c.is_dir())
+    if is_our_card(folder / CARD_FILE):
+        names.append(CARD_FILE)
+    return names
+
+
+def is_our_card(path: Path) -> bool:
+    """Whether ``path`` is a run card vlthinker wrote (so it may be rewritten)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return handle.readline().strip() == CARD_MARKER
+    except OSError:
+        return False
+
+
+def clear_run(run_dir: str | Path) -> list[str]:
+    """Delete what a training run wrote in ``run_dir`` (other files stay); returns the names."""
+    import shutil
+
+    folder = Path(run_dir)
+    removed = run_contents(folder)
+    for name in removed:
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed
+
+
+def reset_logs(run_dir: str | Path) -> list[str]:
+    """Empty the step logs (and TensorBoard's) of a run that restarts from step 0."""
+    import shutil
+
+    folder = Path(run_dir)
+    reset = [name for name in (*LOG_FILES, "tensorboard") if (folder / name).exists()]
+    for name in reset:
+        path = folder / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return reset
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return False
+    return True
+
+
+class RunLock:
+    """``train.lock`` in the run folder: the PID and host of the training process using it.
+
+    A second live process is refused; a lock left by a process that no longer runs (killed,
+    crashed) is taken over. Taken with ``O_EXCL`` so two starting processes cannot both win.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.held = False
+
+    def holder(self) -> int | None:
+        """The PID of a live process holding the lock on this host, else None."""
+        try:
+            entry = json.loads(self.path.read_text())
+            pid, host = int(entry["pid"]), str(entry.get("host", ""))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if host and host != socket.gethostname():
+            return pid  # another machine's process: its liveness cannot be checked here
+        return pid if pid != os.getpid() and _pid_alive(pid) else None
+
+    def acquire(self) -> None:
+        entry = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = self.holder()
+                if pid is not None:
+                    raise RunFolderError(
+                        f"{self.path.parent} is in use by another training process (PID {pid}, "
+                        f"lock file {self.path}); wait for it to end or stop it — a lock left by "
+                        "a process that no longer runs is taken over"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(entry + "\n")
+            self.held = True
+            return
+        raise RunFolderError(f"could not take the lock {self.path}")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
