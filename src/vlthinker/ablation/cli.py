@@ -9,7 +9,7 @@ from pathlib import Path
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_OUT = Path("runs/ablate")
 QUICK_OUT = Path("runs/ablate-quick")
-# Every arm logs its per-task gradient norms: the table's gradient-equity column needs them.
+# The table's gradient-equity column needs every arm to log its per-task gradient norms.
 GRADIENT_NORMS = "logging.task_gradient_norms=true"
 
 
@@ -62,9 +62,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "launch --num_processes 8 --config_file configs/accelerate/deepspeed_zero3.yaml'",
     )
     parser.add_argument(
-        "--no-gradient-norms",
-        action="store_true",
-        help="skip the per-task gradient norms (one extra backward per task each micro-batch)",
+        "--gradient-norms",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="log per-task gradient norms (one extra backward per task each micro-batch); "
+        "default: on for the CPU ablation, off with --config (large models)",
     )
     parser.add_argument(
         "--report-only",
@@ -102,7 +104,8 @@ def run_command(args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigError(f"unknown arm(s) {', '.join(unknown)}; known: {', '.join(spec.arms)}")
         common: list[str] = []
-        if not args.no_gradient_norms:
+        gradient_norms = args.config is None if args.gradient_norms is None else args.gradient_norms
+        if gradient_norms:
             common.append(GRADIENT_NORMS)
         if args.config is None:
             common += spec.budgets.get("default", [])

@@ -110,9 +110,9 @@ def gradient_shares(norms: dict[int, float]) -> dict[int, float]:
 
 def norm_ratio(norms: Sequence[float]) -> float:
     """The max/min ratio of per-task gradient norms: 1 is perfect equity; infinite when a task
-    got no gradient at all; NaN for no tasks."""
+    got no gradient at all while another did; NaN for no tasks or no gradient anywhere."""
     values = [n for n in norms if n == n]
-    if not values:
+    if not values or max(values) == 0:
         return math.nan
     smallest = min(values)
     return max(values) / smallest if smallest > 0 else math.inf
