@@ -123,30 +123,52 @@ def _fmt(value: float | None) -> str:
 
 
 def write_plots(output_dir: Path, tasks: list[str]) -> list[Path]:
-    """One PNG per quantity, a line per task, over training steps (plus validation accuracy)."""
+    """``plots.png``: a 2 × 3 grid (about 1400 × 800 px) of the :data:`PLOTTED` training
+    quantities and validation accuracy over steps, a line per task. Each task keeps one colour in
+    every panel and the legend is shared (in the grid's last cell); steps are whole numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     metrics = read_metrics(output_dir)
     train = [m for m in metrics if m.get("split") == "train"]
     validation = [m for m in metrics if m.get("split") == "validation"]
     panels = [(key, title, train) for key, title in PLOTTED]
     panels.append(("accuracy", "validation accuracy", validation))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
-    for axis, (key, title, entries) in zip(axes, panels, strict=True):
+    palette = plt.get_cmap("tab10").colors
+    colours = {task: palette[i % len(palette)] for i, task in enumerate(tasks)}
+    columns = 3
+    rows = max(2, math.ceil((len(panels) + 1) / columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(14, 4 * rows), squeeze=False)
+    axes = list(grid.flat)
+    plotted: set[str] = set()
+    for axis, (key, title, entries) in zip(axes, panels, strict=False):
         for task in tasks:
             points = [(m["step"], m[f"{task}/{key}"]) for m in entries if f"{task}/{key}" in m]
             if points:
                 steps, values = zip(*points, strict=True)
-                axis.plot(steps, values, marker="o" if len(points) < 12 else None, label=task)
+                marker = "o" if len(points) < 12 else None
+                axis.plot(steps, values, marker=marker, color=colours[task], label=task)
+                plotted.add(task)
         axis.set_title(title)
         axis.set_xlabel("step")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    legend_axis = axes[len(panels)]
+    for axis in axes[len(panels) :]:
+        axis.axis("off")
+    handles = [
+        Line2D([], [], color=colours[task], marker="o", label=task)
+        for task in tasks
+        if task in plotted
+    ]
+    if handles:
+        legend_axis.legend(handles=handles, title="task", loc="center", fontsize=11, frameon=False)
     figure.tight_layout()
     path = output_dir / "plots.png"
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return [path]
