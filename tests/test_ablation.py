@@ -368,3 +368,34 @@ def test_an_interrupted_ablation_resumes_without_redoing_finished_runs(
     )  # fmt: skip
     with pytest.raises(ConfigError, match=r"training\.max_steps"):
         check_folder(other[0])
+
+
+def test_parallel_runs_go_to_subprocesses_and_resume_there(
+    ablation: Path, small_model_dir: Path, tmp_path: Path
+):
+    out = tmp_path / "out"
+    shutil.copytree(ablation, out)
+    killed = out / "grpo" / "seed1"  # stopped after its step-1 checkpoint
+    for path in [killed / "results.json", killed / "checkpoint-2", killed / "final"]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(out / "g2rpo" / "seed1")  # never started
+    (out / "ablation.md").unlink()
+    argv = ["ablate", "--out", str(out), "--seeds", "0", "1", "--parallel", "2", "--arms", *ARMS]
+    assert main([*argv, *tiny_overrides(small_model_dir)]) == 0
+    assert (out / "g2rpo" / "seed1.yaml").exists()  # the planned config it started from
+    assert (out / "grpo" / "seed1.log").exists() and (out / "g2rpo" / "seed1.log").exists()
+    for folder in (killed, out / "g2rpo" / "seed1"):
+        assert run_state(folder) == "done"
+        lines = (folder / BATCHES_FILE).read_text().splitlines()
+        assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    summary = json.loads((out / "ablation.json").read_text())
+    assert all(sorted(summary["arms"][arm]["seeds"]) == ["0", "1"] for arm in ARMS)
+    assert (out / "ablation.md").exists()
+
+
+def test_device_slots_give_one_run_per_gpu():
+    from vlthinker.ablation.runner import device_slots
+
+    assert device_slots(4, 2) == ["0", "1"]
+    assert device_slots(2, 8) == ["0", "1"]
+    assert device_slots(3, 0) == [None, None, None]
