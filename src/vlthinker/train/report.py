@@ -146,6 +146,7 @@ def write_plots(output_dir: Path, tasks: list[str]) -> list[Path]:
     axes = list(grid.flat)
     plotted: set[str] = set()
     for axis, (key, title, entries) in zip(axes, panels, strict=False):
+        drawn: list[int] = []
         for task in tasks:
             points = [(m["step"], m[f"{task}/{key}"]) for m in entries if f"{task}/{key}" in m]
             if points:
@@ -153,6 +154,9 @@ def write_plots(output_dir: Path, tasks: list[str]) -> list[Path]:
                 marker = "o" if len(points) < 12 else None
                 axis.plot(steps, values, marker=marker, color=colours[task], label=task)
                 plotted.add(task)
+                drawn += steps
+        if drawn and max(drawn) - min(drawn) < 2:  # room for whole-number ticks
+            axis.set_xlim(min(drawn) - 1, max(drawn) + 1)
         axis.set_title(title)
         axis.set_xlabel("step")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
