@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,12 @@ class RunLock:
             entry = json.loads(self.path.read_text())
             pid, host = int(entry["pid"]), str(entry.get("host", ""))
         except (OSError, ValueError, KeyError, TypeError):
-            return None
+            # Being written this instant (held), or torn by a kill long ago (stale).
+            try:
+                fresh = time.time() - self.path.stat().st_mtime < 5
+            except OSError:
+                return None
+            return -1 if fresh else None
         if host and host != socket.gethostname():
             return pid  # another machine's process: its liveness cannot be checked here
         return pid if pid != os.getpid() and _pid_alive(pid) else None
@@ -222,8 +228,9 @@ class RunLock:
             except FileExistsError:
                 pid = self.holder()
                 if pid is not None:
+                    who = f"PID {pid}" if pid > 0 else "starting"
                     raise RunFolderError(
-                        f"{self.path.parent} is in use by another training process (PID {pid}, "
+                        f"{self.path.parent} is in use by another training process ({who}, "
                         f"lock file {self.path}); wait for it to end or stop it — a lock left by "
                         "a process that no longer runs is taken over"
                     ) from None
