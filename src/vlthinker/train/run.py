@@ -97,7 +97,8 @@ def load_split(config: RunConfig, split: str, report: LoadReport | None = None) 
         source,
         on_bad_record=data.on_bad_record,
         report=report,
-        allow_absolute_images=data.allow_absolute_images,
+        # False leaves the choice to VLTHINKER_ALLOW_ABSOLUTE_IMAGES (the data layer's default).
+        allow_absolute_images=data.allow_absolute_images or None,
     )
 
 
