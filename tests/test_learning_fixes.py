@@ -354,3 +354,18 @@ def test_item_means_average_each_items_samples():
     assert [m["accuracy"] for m in means] == [0.5, 0.5, 0.5]
     with pytest.raises(RuntimeError):
         item_means(rows, 4)
+
+
+def test_learning_benchmark_band_takes_the_larger_of_item_and_seed_noise():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "learning.py"
+    spec = importlib.util.spec_from_file_location("learning_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # seeds agree (0.10, 0.10, 0.10) with item se 0.03 each: within = √(3·0.0009)/3 = 0.01732
+    mean, band = module.combine_seeds([(0.1, 0.03), (0.1, 0.03), (0.1, 0.03)])
+    assert mean == pytest.approx(0.1) and band == pytest.approx(2 * 0.017320508, rel=1e-6)
+    # seeds disagree (0.0, 0.1, 0.2), small item se: across = 0.1 / √3 = 0.057735
+    mean, band = module.combine_seeds([(0.0, 0.001), (0.1, 0.001), (0.2, 0.001)])
+    assert mean == pytest.approx(0.1) and band == pytest.approx(2 * 0.057735027, rel=1e-6)

@@ -78,7 +78,7 @@ class AlgorithmConfig:
     keep_tied_groups: bool = False  # the reference code's stage 2 (method.md §2)
     # Stage 2 needs a pool (method.md §2): a stage-2 key with fewer live groups than this in a
     # batch keeps its stage-1 advantages; 0 ranks every pool, however small (the reference).
-    stage2_min_groups: int = 4
+    stage2_min_groups: int = 8
     multi_component: bool = True  # rank accuracy / format / length separately (method.md §2)
     # Reward weights for accuracy, format, length: 0.8 / 0.1 / 0.1 (method.md §4).
     reward_weights: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
