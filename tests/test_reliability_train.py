@@ -91,6 +91,10 @@ def test_nothing_is_written_before_the_data_is_checked(
     argv = ["train", *overrides(small_model_dir, run, 1, 1), f"data.train={missing}"]
     message = _cli_error(argv, capsys)
     assert message.startswith("vlthinker train: data.train") and str(missing) in message
+    argv = ["train", *overrides(small_model_dir, run, 1, 1), f"model.path={tmp_path}/no_model"]
+    message = _cli_error(argv, capsys)
+    assert message.startswith("vlthinker train: command-line override 'model.path=")
+    assert "no_model not found" in message
     assert not run.exists()
 
 

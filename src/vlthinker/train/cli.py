@@ -95,6 +95,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     try:
         result = train(config, resume=args.resume, overwrite=args.overwrite)
+    except ConfigError as error:
+        message = with_source(error, config_file, args.overrides)
+        raise SystemExit(f"vlthinker train: {message}") from None
     except (TrainDataError, RunFolderError) as error:
         raise SystemExit(f"vlthinker train: {error}") from None
     print(f"\nrun folder: {result.output_dir}")

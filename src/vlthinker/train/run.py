@@ -23,7 +23,7 @@ from vlthinker.train.callbacks import (
     MetricsFileCallback,
     ValidationCallback,
 )
-from vlthinker.train.config import RunConfig, dump_config, load_config
+from vlthinker.train.config import ConfigError, RunConfig, dump_config, load_config
 from vlthinker.train.dataset import training_rows
 from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
@@ -399,6 +399,16 @@ def note(message: str) -> None:
     print(f"vlthinker train: {message}", flush=True)
 
 
+def check_model_path(config: RunConfig) -> None:
+    """``model.path`` names a model folder (checked before anything is written or loaded)."""
+    try:
+        path = resolve_model_path(config.model.path)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model.path: {error}") from None
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"model.path: {path} has no config.json (not a transformers model)")
+
+
 def finished_run(config: RunConfig, output_dir: Path) -> RunResult | None:
     """The result of a run that already reached ``training.max_steps`` (its ``final/`` and
     ``results.md`` written), else None."""
@@ -487,6 +497,7 @@ def train(
             return done
     elif not overwrite:
         refuse_run_folder(output_dir)
+    check_model_path(config)
     data = load_data(config)
     output_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(output_dir):
