@@ -164,13 +164,19 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
     from vlthinker.data import PromptConfig
     from vlthinker.train.callbacks import ValidationCallback
 
-    class Result:  # what evaluate_records returns, with the pass's first random draw as score
+    class Prediction:  # one scored response; its accuracy is the pass's first random draw
         def __init__(self, draw: float) -> None:
-            self.per_task = {"math": {"accuracy": draw}}
+            self.task, self.accuracy, self.format, self.score = "math", draw, 1.0, draw
+
+    class Result:  # what evaluate_records returns
+        def __init__(self, predictions: list[Prediction]) -> None:
+            self.predictions = predictions
 
     def fake_evaluate(model, processor, records, **kwargs):
         assert (kwargs["temperature"], kwargs["top_p"]) == (1.0, 0.95)
-        return Result(float(torch.rand(1)))
+        assert len(records) == 2  # one item, two samples
+        draw = float(torch.rand(1))
+        return Result([Prediction(draw), Prediction(draw)])
 
     monkeypatch.setattr(vlthinker.evaluation, "evaluate_records", fake_evaluate)
     callback = ValidationCallback(
@@ -186,6 +192,7 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
         seed=5,
         tensorboard=False,
         progress=False,
+        samples=2,
     )
     model = torch.nn.Linear(1, 1)
     torch.manual_seed(123)
