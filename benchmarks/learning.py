@@ -80,7 +80,9 @@ def main() -> None:
                 ],
             )
             started = time.perf_counter()
-            train(config)
+            # A folder left by an interrupted benchmark continues from its last checkpoint.
+            partial = (run / "config.yaml").exists()
+            train(config, resume=run if partial else None)
             wall[seed] = time.perf_counter() - started
         per_seed[seed] = seed_changes(run, tasks)
 
