@@ -317,6 +317,7 @@ def test_two_arms_two_seeds_write_the_table_plot_and_json(ablation: Path):
     for entry in logged:
         shares = [v for k, v in entry.items() if k.endswith("/grad_share")]
         assert shares and all(0.0 <= s <= 1.0 for s in shares)
+        assert sum(shares) == pytest.approx(1.0) or sum(shares) == 0.0  # one micro-batch a step
 
 
 def test_an_interrupted_ablation_resumes_without_redoing_finished_runs(

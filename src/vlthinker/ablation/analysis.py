@@ -186,8 +186,8 @@ def summarize_arm(
             "between_seed_se": between_seed_se([e.mean for e in found]),
         }
     worst = worst_task(per_task)
-    norms = {task: [] for task in tasks}  # type: dict[str, list[float]]
-    shares = {task: [] for task in tasks}  # type: dict[str, list[float]]
+    norms: dict[str, list[float]] = {task: [] for task in tasks}
+    shares: dict[str, list[float]] = {task: [] for task in tasks}
     seed_ratios = {}
     for seed, folder in folders.items():
         logged = gradient_norms(folder, tasks)
@@ -338,6 +338,8 @@ def markdown(summary: dict[str, Any], title: str = "Ablation") -> str:
             f"| {arm} | " + " | ".join(cells) + f" | {_signed(numbers['mean'])} | {worst_text} "
             f"| {ratio} |"
         )
+    if summary.get("missing"):
+        lines += ["", f"Not finished, left out: {', '.join(summary['missing'])}."]
     if summary["claims"]:
         lines += ["", "## Verdicts (arm − baseline, paired by seed and item)", ""]
         lines += [f"- {verdict_line(claim)}" for claim in summary["claims"]]
@@ -363,8 +365,8 @@ def markdown(summary: dict[str, Any], title: str = "Ablation") -> str:
         "between_seed_se). The mean over tasks has standard error √(Σ se²)/T. A verdict's "
         "difference is paired by seed and item (both arms of a seed score the same items); its "
         "worst task is the one where the arm's advantage is smallest. Gradient norms: the norm "
-        "of each task's share of the policy gradient per training micro-batch, averaged over "
-        "steps and seeds; max/min over tasks (1 = every task gets an equally large update). "
+        "of each task's share of the policy gradient on each step's last micro-batch, averaged "
+        "over steps and seeds; max/min over tasks (1 = every task gets an equally large update). "
         "A difference inside its band is not evidence either way.",
     ]
     return "\n".join(lines) + "\n"

@@ -8,8 +8,9 @@ GRPO's per-group normalisation hands tasks with small reward spreads as large ad
 other, G²RPO's rank transport is meant to even them out (the paper's "inter-task gradient
 equity").
 
-Each task costs one extra backward pass through the retained graph — fine at the tiny scale,
-off by default (``logging.task_gradient_norms``) for large models.
+Each task costs one extra backward pass through the retained graph, so the trainer measures the
+last micro-batch of each optimiser step only; off by default (``logging.task_gradient_norms``),
+since even that is costly for large models.
 """
 
 from __future__ import annotations
@@ -156,9 +157,8 @@ def task_gradient_metrics(
     """``<task>/grad_norm`` and ``<task>/grad_share`` of one training micro-batch of a
     :class:`~vlthinker.train.trainer.G2RPOTrainer`: TRL's policy loss recomputed from the
     micro-batch's log-probabilities (:func:`clipped_policy_loss`, :func:`trl_loss_terms`), split
-    by task (:func:`per_task_gradient_norms`). The step's logged value is the mean over its
-    micro-batches. Reads the trainer's clip settings and loss normalisation; the KL and entropy
-    terms are not part of the policy gradient measured here."""
+    by task (:func:`per_task_gradient_norms`). Reads the trainer's clip settings and loss
+    normalisation; the KL and entropy terms are not part of the policy gradient measured here."""
     args = trainer.args
     old = inputs.get("old_per_token_logps")
     per_token = clipped_policy_loss(

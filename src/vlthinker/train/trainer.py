@@ -417,7 +417,8 @@ class G2RPOTrainer(GRPOTrainer):
             mask = mask * inputs["tool_mask"]
         tasks = inputs["task_index"]
         mode = "train" if self.model.training else "eval"
-        if self.method.task_gradient_norms and mode == "train":
+        # Measured on the last micro-batch of each optimiser step (one extra backward per task).
+        if self.method.task_gradient_norms and mode == "train" and self.accelerator.sync_gradients:
             equity = task_gradient_metrics(self, model, logps, mask, tasks, inputs)
             for key, value in equity.items():
                 self._metrics[mode][key].append(value)
