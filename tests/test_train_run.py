@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -181,7 +182,7 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
     monkeypatch.setattr(vlthinker.evaluation, "evaluate_records", fake_evaluate)
     callback = ValidationCallback(
         processor=None,
-        records=["item"],
+        records=[SimpleNamespace(task="math")],
         prompt_config=PromptConfig(),
         output_dir=tmp_path,
         every=1,

@@ -128,7 +128,9 @@ class ValidationCallback(TrainerCallback):
         progress: bool,
     ) -> None:
         self.processor = processor
-        self.records = records
+        # Grouped by task (stable), so a generation batch holds answers of one length range and
+        # stops at its own longest instead of running every batch to the reasoning tasks' length.
+        self.records = sorted(records, key=lambda record: record.task)
         self.prompt_config = prompt_config
         self.output_dir = output_dir
         self.every = every
