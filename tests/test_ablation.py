@@ -351,8 +351,9 @@ def test_an_interrupted_ablation_resumes_without_redoing_finished_runs(
         train_in_process(run, action)
 
     outcomes = run_sequentially(runs, recording, say=lambda _: None)
-    assert [o.status for o in outcomes] == ["skipped", "skipped", "trained", "resumed"]
-    assert done == [("grpo", 1, "new"), ("g2rpo", 1, "resume")]
+    # Both resume: from the step-1 checkpoint, and from step 0 (no checkpoint yet).
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "resumed", "resumed"]
+    assert done == [("grpo", 1, "resume"), ("g2rpo", 1, "resume")]
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # untouched
     for folder in (killed, early):
         assert run_state(folder) == "done"
@@ -392,6 +393,25 @@ def test_parallel_runs_go_to_subprocesses_and_resume_there(
     summary = json.loads((out / "ablation.json").read_text())
     assert all(sorted(summary["arms"][arm]["seeds"]) == ["0", "1"] for arm in ARMS)
     assert (out / "ablation.md").exists()
+
+
+def test_a_folder_without_a_config_starts_afresh_and_a_live_one_is_refused(tmp_path: Path):
+    import os
+
+    spec = load_arms()
+    (run,) = plan_runs(None, [spec.arms["grpo"]], [0], tmp_path / "out")
+    run.folder.mkdir(parents=True)
+    (run.folder / "metrics.jsonl").write_text('{"step": 0, "split": "validation"}\n')
+    (run.folder / "notes.txt").write_text("mine")
+    dead = 2**22 + 7  # above Linux's largest PID: no such process
+    (run.folder / "train.lock").write_text(json.dumps({"pid": dead, "host": ""}))
+    assert run_state(run.folder) == "partial"
+    assert prepare(run) == "new"  # stale lock, no config: what a run wrote is cleared
+    assert not (run.folder / "metrics.jsonl").exists() and (run.folder / "notes.txt").exists()
+    (run.folder / "config.yaml").write_text("")
+    (run.folder / "train.lock").write_text(json.dumps({"pid": os.getppid(), "host": ""}))
+    with pytest.raises(ConfigError, match="in use by another training process"):
+        prepare(run)
 
 
 def test_device_slots_give_one_run_per_gpu():

@@ -120,7 +120,12 @@ def run_command(args: argparse.Namespace) -> int:
 
     print(f"ablation: {len(arms)} arm(s) × {len(seeds)} seed(s) → {out}")
     if not args.report_only:
-        failed = train_all(runs, args)
+        from vlthinker.train.run_folder import RunFolderError
+
+        try:
+            failed = train_all(runs, args)
+        except (ConfigError, RunFolderError) as error:
+            raise SystemExit(f"vlthinker ablate: {error}") from None
         if failed:
             raise SystemExit(f"vlthinker ablate: {failed} run(s) failed; rerun to resume them")
     finished = [run for run in runs if run_state(run.folder) == "done"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -116,7 +115,7 @@ def run_overrides(
 
 
 def plan_runs(
-    base: Path,
+    base: Path | None,
     arms: list[Arm],
     seeds: list[int],
     out: Path,
@@ -183,12 +182,21 @@ def check_folder(run: PlannedRun) -> None:
         )
 
 
-def clear_unresumable(folder: Path) -> bool:
-    """A partial run folder without a complete checkpoint has nothing to resume from: it is
-    removed so the run starts afresh. Returns whether it was."""
-    from vlthinker.train.run_folder import latest_complete_checkpoint
+def in_use_by(folder: Path) -> int | None:
+    """The PID of a live training process holding the folder's ``train.lock``, else None."""
+    from vlthinker.train.run_folder import RunLock
 
-    if run_state(folder) != "partial" or latest_complete_checkpoint(folder) is not None:
+    return RunLock(folder).holder() if Path(folder).is_dir() else None
+
+
+def clear_unstarted(folder: Path) -> bool:
+    """A partial folder without a ``config.yaml`` holds no run to resume: what a run wrote there
+    is removed (other files stay) so the run starts afresh. Returns whether it was such a folder;
+    one with a config resumes instead (from its last complete checkpoint, or from step 0 with its
+    logs reset when it has none — what ``train(config, resume=folder)`` does)."""
+    from vlthinker.train.run_folder import clear_run
+
+    if run_state(folder) != "partial" or (Path(folder) / RUN_CONFIG_FILE).exists():
         return False
-    shutil.rmtree(folder)
+    clear_run(folder)
     return True

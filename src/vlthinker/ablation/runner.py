@@ -1,8 +1,9 @@
 """Training the ablation's runs: in this process one after another, or as subprocesses.
 
-A finished run (its ``results.json`` exists) is skipped; an unfinished one resumes from its last
-complete checkpoint (``train(config, resume=folder)``, what ``vlthinker train --resume`` does); one
-that stopped before its first checkpoint starts afresh.
+A finished run (its ``results.json`` exists) is skipped; an unfinished one is resumed with
+``train(config, resume=folder)`` — what ``vlthinker train --resume`` does: from its last complete
+checkpoint, or from step 0 when it stopped before the first; a folder another live process is
+training in is refused.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vlthinker.ablation.plan import PlannedRun, check_folder, clear_unresumable, run_state
-from vlthinker.train.config import dump_config
+from vlthinker.ablation.plan import (
+    PlannedRun,
+    check_folder,
+    clear_unstarted,
+    in_use_by,
+    run_state,
+)
+from vlthinker.train.config import ConfigError, dump_config
 
 PLAN_SUFFIX = ".yaml"  # OUT/<arm>/seed<k>.yaml: the planned config a subprocess starts from
 LOG_SUFFIX = ".log"  # OUT/<arm>/seed<k>.log: a subprocess's output
@@ -32,12 +39,15 @@ class Outcome:
 
 def prepare(run: PlannedRun) -> str:
     """Check the folder against the plan and say what is to be done: ``done``, ``resume`` or
-    ``new`` (a partial folder without a complete checkpoint is cleared first)."""
+    ``new`` (:func:`~vlthinker.ablation.plan.clear_unstarted`)."""
+    pid = in_use_by(run.folder)
+    if pid is not None:
+        raise ConfigError(f"{run.folder} is in use by another training process (PID {pid})")
     check_folder(run)
     state = run_state(run.folder)
     if state == "done":
         return "done"
-    if state == "partial" and not clear_unresumable(run.folder):
+    if state == "partial" and not clear_unstarted(run.folder):
         return "resume"
     return "new"
 
