@@ -284,3 +284,31 @@ def test_plots_keep_one_colour_per_task_and_a_shared_legend(tmp_path: Path, monk
     assert legends == [["math", "chart", "ocr"]]
     titles = [axis.get_title() for axis in figure.axes]
     assert "validation accuracy" in titles and "policy entropy" in titles
+
+
+def test_an_output_folder_that_cannot_be_written_fails_before_training(tmp_path: Path):
+    from vlthinker.train.run_folder import RunFolderError, make_writable_folder
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunFolderError, match="cannot be written"):
+        make_writable_folder(blocker / "run")
+    make_writable_folder(tmp_path / "fine" / "run")
+    assert list((tmp_path / "fine" / "run").iterdir()) == []  # the probe is removed
+
+
+def test_a_full_disk_is_named_with_the_way_to_continue(tmp_path: Path):
+    import errno
+
+    from vlthinker.train.run_folder import write_failure
+
+    torch_message = RuntimeError(
+        "[enforce fail at inline_container.cc:778] . unexpected pos 64 vs 52"
+    )
+    for error in (OSError(errno.ENOSPC, "No space left on device"), torch_message):
+        message = write_failure(error, tmp_path)
+        assert message is not None and "disk" in message and f"--resume {tmp_path}" in message
+    assert "cannot be written" in write_failure(
+        OSError(errno.EROFS, "Read-only file system"), tmp_path
+    )
+    assert write_failure(RuntimeError("shape mismatch"), tmp_path) is None

@@ -91,7 +91,7 @@ def run_command(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         raise SystemExit(f"vlthinker train: {error}") from None
     from vlthinker.train.run import TrainDataError, train
-    from vlthinker.train.run_folder import RunFolderError
+    from vlthinker.train.run_folder import RunFolderError, write_failure
 
     try:
         result = train(config, resume=args.resume, overwrite=args.overwrite)
@@ -100,6 +100,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise SystemExit(f"vlthinker train: {message}") from None
     except (TrainDataError, RunFolderError) as error:
         raise SystemExit(f"vlthinker train: {error}") from None
+    except (OSError, RuntimeError) as error:
+        message = write_failure(error, Path(args.resume or config.training.output_dir))
+        if message is None:
+            raise
+        raise SystemExit(f"vlthinker train: {message}") from None
     print(f"\nrun folder: {result.output_dir}")
     print(result.table)
     return 0

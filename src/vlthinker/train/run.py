@@ -40,6 +40,7 @@ from vlthinker.train.run_folder import (
     clear_run,
     is_our_card,
     latest_complete_checkpoint,
+    make_writable_folder,
     read_metrics,
     reset_logs,
     run_contents,
@@ -499,7 +500,7 @@ def train(
         refuse_run_folder(output_dir)
     check_model_path(config)
     data = load_data(config)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    make_writable_folder(output_dir)
     with RunLock(output_dir):
         checkpoint = None
         if resume:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -128,6 +129,41 @@ LOG_FILES = (METRICS_FILE, BATCHES_FILE, VALIDATION_ITEMS_FILE)
 
 class RunFolderError(RuntimeError):
     """The output folder cannot be used as asked (it holds a run, or another process uses it)."""
+
+
+def make_writable_folder(folder: Path) -> None:
+    """Create ``folder`` and prove it takes a file, before any training starts: a read-only
+    folder or file system fails here with one message instead of at the first checkpoint."""
+    probe = folder / ".vlthinker-write-check"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise RunFolderError(
+            f"training.output_dir {folder} cannot be written: {error.strerror or error}"
+        ) from None
+
+
+_DISK_FULL = ("No space left on device", "unexpected pos", "file write failed")
+
+
+def write_failure(error: BaseException, folder: Path) -> str | None:
+    """A message for a write that failed for lack of disk space or permission, else None.
+
+    torch's checkpoint writer reports a full disk as ``unexpected pos …`` or ``file write
+    failed`` without naming the disk; the message says what happened and how to continue.
+    """
+    text = str(error)
+    full = getattr(error, "errno", None) == errno.ENOSPC or any(p in text for p in _DISK_FULL)
+    if full:
+        return (
+            f"the disk holding {folder} is full (writing failed: {text.strip()[:120]}); free "
+            f"space, then continue with --resume {folder} (the last complete checkpoint is kept)"
+        )
+    if getattr(error, "errno", None) in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return f"{folder} cannot be written ({error.strerror}): {getattr(error, 'filename', '')}"
+    return None
 
 
 def run_contents(run_dir: str | Path) -> list[str]:
