@@ -1,9 +1,11 @@
 """Does the demo learn, beyond noise? The demo config for 3× its steps, over several seeds.
 
     python benchmarks/learning.py [--seeds 0 1 2] [--steps-factor 3] [--out runs/learning]
-                                  [key.sub=value ...]
+                                  [--parallel 3] [key.sub=value ...]
 
-Each seed is a normal run folder (``OUT/seed<k>``; a finished one is reused, so an interrupted
+Seeds run at once as subprocesses (``--parallel``, one torch thread each: on 2 cores three
+one-thread runs finish sooner than three two-thread runs in a row). Each seed is a normal run
+folder (``OUT/seed<k>``; a finished one is reused, so an interrupted
 benchmark picks up where it stopped). Per task it prints each seed's paired change in validation
 accuracy (first vs last pass, the same items) and the mean over seeds with a two-standard-error
 band: the larger of the within-seed band (the seeds' paired standard errors, combined) and the
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -48,14 +52,50 @@ def combine_seeds(changes: list[tuple[float, float]]) -> tuple[float, float]:
     return mean, 2.0 * max(within, across)
 
 
+def run_in_parallel(args: argparse.Namespace) -> None:
+    """Train the unfinished seeds as ``--parallel`` subprocesses of this script, one thread each;
+    the caller then reads their run folders."""
+    pending = [s for s in args.seeds if not (args.out / f"seed{s}" / "results.json").exists()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(pending), args.parallel):
+        batch = pending[start : start + args.parallel]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--seeds",
+                    str(seed),
+                    "--steps-factor",
+                    str(args.steps_factor),
+                    "--out",
+                    str(args.out),
+                    *(["--config", str(args.config)] if args.config else []),
+                    *args.overrides,
+                    "training.torch_threads=1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=(args.out / f"seed{seed}.log").open("w"),
+            )
+            for seed in batch
+        ]
+        for proc in procs:
+            if proc.wait():
+                raise SystemExit(f"a seed's run failed (exit {proc.returncode}); see {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None, help="base config (the demo)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps-factor", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs/learning"))
+    parser.add_argument("--parallel", type=int, default=3, help="seeds trained at once")
     parser.add_argument("overrides", nargs="*", metavar="key.sub=value")
     args = parser.parse_args()
+    began = time.perf_counter()
+    if args.parallel > 1 and len(args.seeds) > 1:
+        run_in_parallel(args)
 
     from vlthinker.train.run import train
 
@@ -111,6 +151,7 @@ def main() -> None:
     ]
     if wall:
         lines.append("wall time per run (s): " + ", ".join(f"{wall[s]:.0f}" for s in wall))
+    lines.append(f"wall time of this benchmark: {(time.perf_counter() - began) / 60:.1f} min")
     report = "\n".join(lines)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
