@@ -260,6 +260,8 @@ def tiny_overrides(small_model_dir: Path) -> list[str]:
         "training.eval_samples=2",
         "rollout.num_generations=4",
         "rollout.max_new_tokens=10",
+        "rollout.online_filter=null",  # one generation per step: the step logs line up
+        "algorithm.num_iterations=1",
         "data.train_size=36",
         "data.validation_size=2",
         "data.image_size=64",

@@ -33,6 +33,9 @@ def overrides(small_model_dir: Path, out: Path, steps: int, save_steps: int) -> 
         "training.eval_batch_size=12",
         "rollout.num_generations=4",
         "rollout.max_new_tokens=10",
+        # the small untrained model scores 0 everywhere: the filter would drop every group
+        "rollout.online_filter=null",
+        "algorithm.num_iterations=1",
         "data.train_size=36",
         "data.validation_size=2",
         "data.image_size=64",
@@ -224,3 +227,26 @@ def test_a_lora_run_saves_a_merged_model_plain_transformers_loads(
     assert trained.keys() == start.keys()
     changed = [k for k in start if not torch.equal(start[k], trained[k])]
     assert changed and all("language_model" in k for k in changed)  # LoRA targets the LM only
+
+
+def test_online_filter_refills_and_pads_real_generation_batches(small_model_dir: Path, tmp_path):
+    """The small model scores 0 everywhere, so the filter drops every group, resamples once
+    (a second generation call, joined with the first) and pads the step with masked groups."""
+    out = tmp_path / "run"
+    config = demo_config(
+        small_model_dir,
+        out,
+        2,
+        2,
+        "rollout.online_filter=[0.01,0.99]",
+        "rollout.max_resample=1",
+        "algorithm.num_iterations=2",
+    )
+    train(config)
+    steps = [
+        m for m in read_metrics(out) if m.get("split") == "train" and "filter/padded_groups" in m
+    ]
+    assert [m["step"] for m in steps] == [1]  # one generation serves both updates
+    assert steps[0]["filter/padded_groups"] == 6.0  # every prompt of the step
+    assert steps[0]["filter/resampled_rollouts"] == 24.0  # one refill round of 6 prompts × 4
+    assert all(m.get(f"{t}/filter_dropped_share", 1.0) == 1.0 for m in steps for t in TASKS)
