@@ -251,6 +251,7 @@ class _FakeFilteringTrainer:
         }
 
     _log_filter_metrics = G2RPOTrainer._log_filter_metrics
+    _append_per_task = G2RPOTrainer._append_per_task
 
 
 def test_filter_refills_the_batch_from_fresh_prompts():

@@ -268,7 +268,7 @@ class G2RPOTrainer(GRPOTrainer):
         keeps = [live_groups(rewards[:, 0], generations, low, high)]
         extra_rollouts = 0
         for attempt in range(1, self.method.max_resample + 1):
-            kept = int(sum(int(k.sum()) for k in keeps))
+            kept = sum(int(k.sum()) for k in keeps)
             shortfall = gather(torch.tensor([max(target - kept, 0)], device=rewards.device))
             if int(shortfall.max()) == 0:
                 break
@@ -283,25 +283,27 @@ class G2RPOTrainer(GRPOTrainer):
             keeps.append(live_groups(extra_rewards[:, 0], generations, low, high))
 
         selected, chosen_rewards, chosen_inputs, pad_flags = [], [], [], []
+
+        def take(piece: tuple, groups: torch.Tensor, padding: bool) -> None:
+            """Append the rows of ``groups`` of one generation call; padding rows are masked."""
+            batch, piece_rewards, piece_inputs = piece
+            rows = group_rows(groups, generations)
+            taken = take_rows(batch, rows)
+            if padding:
+                taken["completion_mask"] = torch.zeros_like(taken["completion_mask"])
+            selected.append(taken)
+            chosen_rewards.append(piece_rewards[rows.to(piece_rewards.device)])
+            chosen_inputs.extend(piece_inputs[i] for i in rows.tolist())
+            pad_flags.append(torch.full((rows.numel(),), padding, dtype=torch.bool))
+
         remaining = target
-        for (piece, piece_rewards, piece_inputs), keep in zip(pieces, keeps, strict=True):
+        for piece, keep in zip(pieces, keeps, strict=True):
             groups = torch.nonzero(keep, as_tuple=True)[0][:remaining]
             remaining -= groups.numel()
             if groups.numel():
-                rows = group_rows(groups, generations)
-                selected.append(take_rows(piece, rows))
-                chosen_rewards.append(piece_rewards[rows.to(piece_rewards.device)])
-                chosen_inputs += [piece_inputs[i] for i in rows.tolist()]
-                pad_flags.append(torch.zeros(rows.numel(), dtype=torch.bool))
+                take(piece, groups, padding=False)
         if remaining:  # the bound was reached: pad with dropped groups of the first batch
-            groups = torch.nonzero(~keeps[0], as_tuple=True)[0][:remaining]
-            rows = group_rows(groups, generations)
-            filler = take_rows(output, rows)
-            filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
-            selected.append(filler)
-            chosen_rewards.append(rewards[rows.to(rewards.device)])
-            chosen_inputs += [inputs[i] for i in rows.tolist()]
-            pad_flags.append(torch.ones(rows.numel(), dtype=torch.bool))
+            take(pieces[0], torch.nonzero(~keeps[0], as_tuple=True)[0][:remaining], padding=True)
 
         merged = concat_rows(selected, self.processing_class.tokenizer.pad_token_id)
         merged["num_items_in_batch"] = gather(merged["completion_mask"].sum()).sum()
@@ -334,11 +336,10 @@ class G2RPOTrainer(GRPOTrainer):
         dropped = (~torch.cat(keeps)).to(torch.float64)
         tasks = gather(group_tasks.to(self.accelerator.device)).cpu()
         dropped = gather(dropped.to(self.accelerator.device)).cpu()
-        shares = per_task_means(dropped, tasks, len(names))
         metrics = self._metrics["train"]
-        for name, share in zip(names, shares.tolist(), strict=True):
-            if share == share:
-                metrics[f"{name}/filter_dropped_share"].append(share)
+        self._append_per_task(
+            metrics, "filter_dropped_share", per_task_means(dropped, tasks, len(names))
+        )
         metrics["filter/resampled_rollouts"].append(float(extra_rollouts))
         metrics["filter/padded_groups"].append(float(padded_groups))
 
@@ -371,10 +372,7 @@ class G2RPOTrainer(GRPOTrainer):
         columns["length_tokens"] = lengths
         columns["advantage_mean"] = advantages
         for label, values in columns.items():
-            means = per_task_means(values, task_ids, num_tasks)
-            for name, value in zip(names, means.tolist(), strict=True):
-                if value == value:  # skip NaN: task absent from this batch
-                    metrics[f"{name}/{label}"].append(value)
+            self._append_per_task(metrics, label, per_task_means(values, task_ids, num_tasks))
         squares = per_task_means(advantages**2, task_ids, num_tasks)
         means = per_task_means(advantages, task_ids, num_tasks)
         stds = torch.sqrt((squares - means**2).clamp(min=0))
@@ -385,18 +383,17 @@ class G2RPOTrainer(GRPOTrainer):
             num_tasks,
             self.method.estimator_options.get("tie_atol", 1e-6),
         )
-        for name, std, share in zip(names, stds.tolist(), tied.tolist(), strict=True):
-            if std == std:
-                metrics[f"{name}/advantage_std"].append(std)
-                metrics[f"{name}/tied_group_share"].append(share)
         wrong_up, right_down = sign_error_shares(rewards[:, 0], advantages, task_ids, num_tasks)
-        for label, shares in (
-            ("wrong_positive_share", wrong_up),
-            ("right_negative_share", right_down),
-        ):
-            for name, share in zip(names, shares.tolist(), strict=True):
-                if share == share:
-                    metrics[f"{name}/{label}"].append(share)
+        self._append_per_task(metrics, "advantage_std", stds)
+        self._append_per_task(metrics, "tied_group_share", tied)
+        self._append_per_task(metrics, "wrong_positive_share", wrong_up)
+        self._append_per_task(metrics, "right_negative_share", right_down)
+
+    def _append_per_task(self, metrics: dict[str, list], label: str, values: torch.Tensor) -> None:
+        """``<task>/<label>`` for every task with a value (NaN: the task was absent)."""
+        for name, value in zip(self.method.task_names, values.tolist(), strict=True):
+            if value == value:
+                metrics[f"{name}/{label}"].append(value)
 
     # ------------------------------------------------------------------ entropy band
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):
