@@ -17,39 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from vlthinker.ablation import analysis
 from vlthinker.train.cli import DEMO_CONFIG, packaged_config
 from vlthinker.train.config import load_config
-from vlthinker.train.report import paired_change, task_items
-from vlthinker.train.run_folder import read_validation_items
-
-
-def seed_changes(run: Path, tasks: list[str]) -> dict[str, tuple[float, float]]:
-    """Per task, the paired change first → last validation pass and its standard error."""
-    passes = read_validation_items(run)
-    first, last = passes[min(passes)], passes[max(passes)]
-    out = {}
-    for task in tasks:
-        change, se, _ = paired_change(task_items(first, task), task_items(last, task))
-        out[task] = (change, se)
-    return out
 
 
 def combine_seeds(changes: list[tuple[float, float]]) -> tuple[float, float]:
     """Mean change over seeds and its two-standard-error band: ``2 · max(within, across)``, where
-    ``within = √(Σ se_s²) / S`` and ``across = sd(changes) / √S`` (0 for a single seed)."""
-    count = len(changes)
-    mean = sum(c for c, _ in changes) / count
-    within = math.sqrt(sum(se**2 for _, se in changes)) / count
-    across = 0.0
-    if count > 1:
-        across = math.sqrt(sum((c - mean) ** 2 for c, _ in changes) / (count - 1) / count)
-    return mean, 2.0 * max(within, across)
+    ``within = √(Σ se_s²) / S`` (:func:`vlthinker.ablation.analysis.combine_seeds`) and ``across =
+    sd(changes) / √S`` (:func:`~vlthinker.ablation.analysis.between_seed_se`; 0 for one seed)."""
+    combined = analysis.combine_seeds([analysis.Estimate(c, se) for c, se in changes])
+    across = analysis.between_seed_se([c for c, _ in changes]) or 0.0
+    return combined.mean, 2.0 * max(combined.se, across)
 
 
 def run_in_parallel(args: argparse.Namespace) -> None:
@@ -124,7 +108,9 @@ def main() -> None:
             partial = (run / "config.yaml").exists()
             train(config, resume=run if partial else None)
             wall[seed] = time.perf_counter() - started
-        per_seed[seed] = seed_changes(run, tasks)
+        per_seed[seed] = {
+            task: (e.mean, e.se) for task, e in analysis.seed_task_changes(run, tasks).items()
+        }
 
     lines = [
         f"{steps} steps per run, seeds {args.seeds}; paired change in validation accuracy "

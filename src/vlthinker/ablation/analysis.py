@@ -52,6 +52,11 @@ def combine_seeds(estimates: Sequence[Estimate]) -> Estimate:
     two or three seeds cannot estimate reliably (:func:`between_seed_se` reports that spread
     separately, in ``ablation.json``). A seed with an infinite error makes the result infinite.
     """
+    return _mean_of_independent(estimates)
+
+
+def _mean_of_independent(estimates: Sequence[Estimate]) -> Estimate:
+    """The mean of independent estimates, standard error ``√(Σ se²) / count``."""
     if not estimates:
         return Estimate(math.nan, math.inf, 0)
     count = len(estimates)
@@ -73,12 +78,7 @@ def between_seed_se(means: Sequence[float]) -> float | None:
 def mean_over_tasks(estimates: Sequence[Estimate]) -> Estimate:
     """The mean of T tasks' changes, standard error ``√(Σ_t se_t²) / T`` (the tasks' validation
     items are disjoint, so their errors are independent; as ``report.mean_change_band``)."""
-    if not estimates:
-        return Estimate(math.nan, math.inf, 0)
-    count = len(estimates)
-    mean = sum(e.mean for e in estimates) / count
-    se = math.sqrt(sum(e.se**2 for e in estimates)) / count
-    return Estimate(mean, se, sum(e.n for e in estimates))
+    return _mean_of_independent(estimates)
 
 
 def worst_task(per_task: dict[str, Estimate]) -> tuple[str, Estimate] | None:
