@@ -189,32 +189,26 @@ def is_our_card(path: Path) -> bool:
 
 def clear_run(run_dir: str | Path) -> list[str]:
     """Delete what a training run wrote in ``run_dir`` (other files stay); returns the names."""
-    import shutil
-
-    folder = Path(run_dir)
-    removed = run_contents(folder)
-    for name in removed:
-        path = folder / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    return removed
+    return _remove(Path(run_dir), run_contents(run_dir))
 
 
 def reset_logs(run_dir: str | Path) -> list[str]:
     """Empty the step logs (and TensorBoard's) of a run that restarts from step 0."""
+    folder = Path(run_dir)
+    return _remove(folder, [n for n in (*LOG_FILES, "tensorboard") if (folder / n).exists()])
+
+
+def _remove(folder: Path, names: list[str]) -> list[str]:
+    """Delete the named files and folders of ``folder``; returns the names."""
     import shutil
 
-    folder = Path(run_dir)
-    reset = [name for name in (*LOG_FILES, "tensorboard") if (folder / name).exists()]
-    for name in reset:
+    for name in names:
         path = folder / name
         if path.is_dir():
             shutil.rmtree(path)
         else:
             path.unlink()
-    return reset
+    return names
 
 
 def _pid_alive(pid: int) -> bool:
