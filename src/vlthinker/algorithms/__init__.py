@@ -4,9 +4,10 @@ Any trainer can call these: ours on TRL, verl, or a user's own loop.
 """
 
 from vlthinker.algorithms.advantages import (
-    ADVANTAGE_ESTIMATORS,
+    ESTIMATORS,
     compute_advantages,
     dr_grpo_advantages,
+    estimator_options,
     g2rpo_advantages,
     get_estimator,
     grpo_advantages,
@@ -26,11 +27,12 @@ from vlthinker.algorithms.shaping import (
 )
 
 __all__ = [
-    "ADVANTAGE_ESTIMATORS",
+    "ESTIMATORS",
     "clipped_policy_loss",
     "compute_advantages",
     "dr_grpo_advantages",
     "entropy_band_penalty",
+    "estimator_options",
     "g2rpo_advantages",
     "get_estimator",
     "grpo_advantages",

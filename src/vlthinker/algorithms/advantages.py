@@ -1,14 +1,18 @@
 """Advantage estimators: G²RPO (method.md §2) and the baselines it is compared with.
 
-Every estimator takes one call signature, ``(rewards, group_ids, task_ids=None, **options)``, so a
-config string picks it through :data:`ADVANTAGE_ESTIMATORS`. Rewards are ``[B]`` (one scalar per
-rollout) or ``[B, K]`` (K reward components, see :func:`multi_component_g2rpo_advantages`).
+Every estimator is registered in :data:`ESTIMATORS` under the name a config uses and takes one call
+signature, ``(rewards, group_ids, task_ids=None, *, weights=None, <its options>)``. Its options are
+its own typed keyword parameters (:func:`estimator_options`), so a config is checked against them.
+Rewards are ``[B]`` (one scalar per rollout) or ``[B, K]`` (K reward components weighted by
+``weights``; see :func:`multi_component_g2rpo_advantages`).
 All of them are vectorized: sorting plus segment sums, no Python loop over samples, groups or tasks.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import typing
 from collections.abc import Callable
 
 import torch
@@ -20,8 +24,11 @@ from vlthinker.algorithms.segments import (
     segment_sum,
     sort_within_segments,
 )
+from vlthinker.registry import Registry
 
 _SQRT2 = math.sqrt(2.0)
+
+ESTIMATORS: Registry[Callable[..., torch.Tensor]] = Registry("advantage estimator")
 
 
 def check_finite(rewards: torch.Tensor, name: str = "rewards") -> None:
@@ -197,18 +204,19 @@ def task_stage(
     return torch.where(small, stage1.masked_fill(degenerate, 0.0), mapped)
 
 
+@ESTIMATORS.register("g2rpo")
 def g2rpo_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     task_ids: torch.Tensor | None = None,
     *,
+    weights: torch.Tensor | list[float] | None = None,
     tie_atol: float = 1e-6,
     per_task: bool = True,
     keep_tied_groups: bool = False,
     stage2_min_groups: int = 0,
-    weights: torch.Tensor | list[float] | None = None,
+    multi_component: bool = True,
     gate_component: int | None = 0,
-    **_: object,
 ) -> torch.Tensor:
     """G²RPO advantages (method.md §2): rank → N(0, 1) within each prompt group, then per task.
 
@@ -220,8 +228,11 @@ def g2rpo_advantages(
     all-tied groups are ranked as well; ``stage2_min_groups`` is :func:`task_stage`'s small-pool
     guard (0, the default here, is the paper's stage 2 at any pool size). ``[B, K]`` rewards
     dispatch to :func:`multi_component_g2rpo_advantages` (``weights``, ``gate_component``
-    apply there).
+    apply there); with ``multi_component=False`` they are summed with ``weights`` first and ranked
+    as one scalar per rollout.
     """
+    if rewards.dim() == 2 and not multi_component:
+        rewards = _scalar_rewards(rewards, weights)
     if rewards.dim() == 2:
         return multi_component_g2rpo_advantages(
             rewards,
@@ -338,14 +349,14 @@ def _group_stats(
     return size[group], total[group], (total / size)[group]
 
 
+@ESTIMATORS.register("grpo")
 def grpo_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     task_ids: torch.Tensor | None = None,
     *,
-    eps: float = 1e-6,
     weights: torch.Tensor | list[float] | None = None,
-    **_: object,
+    eps: float = 1e-6,
 ) -> torch.Tensor:
     """GRPO (method.md §2, first line): ``A_i = (r_i − mean_g) / (std_g + ε)``, unbiased std.
 
@@ -360,13 +371,13 @@ def grpo_advantages(
     return torch.where(size > 1, (rewards - mean) / (std + eps), torch.zeros_like(rewards))
 
 
+@ESTIMATORS.register("dr_grpo")
 def dr_grpo_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     task_ids: torch.Tensor | None = None,
     *,
     weights: torch.Tensor | list[float] | None = None,
-    **_: object,
 ) -> torch.Tensor:
     """Dr. GRPO: the group mean is subtracted, no std division: ``A_i = r_i − mean_g``."""
     rewards = _scalar_rewards(rewards, weights)
@@ -374,13 +385,13 @@ def dr_grpo_advantages(
     return rewards - _group_stats(rewards, group_ids)[2]
 
 
+@ESTIMATORS.register("rloo")
 def rloo_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     task_ids: torch.Tensor | None = None,
     *,
     weights: torch.Tensor | list[float] | None = None,
-    **_: object,
 ) -> torch.Tensor:
     """RLOO: leave-one-out baseline, ``A_i = r_i − mean_{j≠i} r_j = (n·r_i − Σ_g r) / (n − 1)``."""
     rewards = _scalar_rewards(rewards, weights)
@@ -390,21 +401,22 @@ def rloo_advantages(
     return torch.where(size > 1, loo, torch.zeros_like(rewards))
 
 
-ADVANTAGE_ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {
-    "g2rpo": g2rpo_advantages,
-    "grpo": grpo_advantages,
-    "dr_grpo": dr_grpo_advantages,
-    "rloo": rloo_advantages,
-}
-
-
 def get_estimator(name: str) -> Callable[..., torch.Tensor]:
-    """The estimator registered as ``name``: ``g2rpo``, ``grpo``, ``dr_grpo`` or ``rloo``."""
-    try:
-        return ADVANTAGE_ESTIMATORS[name]
-    except KeyError:
-        known = ", ".join(sorted(ADVANTAGE_ESTIMATORS))
-        raise ValueError(f"unknown advantage estimator {name!r}; known: {known}") from None
+    """The estimator registered as ``name`` (:class:`~vlthinker.registry.UnknownNameError` lists
+    the known ones)."""
+    return ESTIMATORS.get(name)
+
+
+def estimator_options(name: str) -> dict[str, tuple[typing.Any, typing.Any]]:
+    """The options of estimator ``name``: ``{option: (type, default)}``, read from its keyword-only
+    parameters (``weights`` excepted: the trainer passes the reward weights to every estimator)."""
+    function = get_estimator(name)
+    hints = typing.get_type_hints(function)
+    return {
+        parameter.name: (hints.get(parameter.name, typing.Any), parameter.default)
+        for parameter in inspect.signature(function).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.name != "weights"
+    }
 
 
 def compute_advantages(
@@ -412,11 +424,17 @@ def compute_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     task_ids: torch.Tensor | None = None,
+    *,
+    weights: torch.Tensor | list[float] | None = None,
     **options: object,
 ) -> torch.Tensor:
-    """Advantages from the estimator named ``name``.
-
-    Every estimator accepts the union of the options (``tie_atol``, ``eps``, ``weights`` …) and
-    ignores those that are not its own, so one config section can serve all of them.
-    """
-    return get_estimator(name)(rewards, group_ids, task_ids, **options)
+    """Advantages from the estimator named ``name`` with its own ``options``; an option the
+    estimator does not take is an error naming the ones it does."""
+    known = estimator_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"advantage estimator {name!r} has no option {unknown[0]!r}; "
+            f"its options: {', '.join(sorted(known)) or 'none'}"
+        )
+    return get_estimator(name)(rewards, group_ids, task_ids, weights=weights, **options)

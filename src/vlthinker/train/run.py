@@ -14,7 +14,7 @@ import torch
 from transformers import PrinterCallback, ProgressCallback
 from trl import GRPOConfig
 
-from vlthinker.algorithms import length_envelope
+from vlthinker.algorithms import estimator_options, length_envelope
 from vlthinker.data import PromptConfig, Record, load_records, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
 from vlthinker.train.callbacks import (
@@ -169,6 +169,13 @@ def task_tensors(config: RunConfig, tasks: list[str]) -> tuple[torch.Tensor, tor
     return torch.tensor(envelopes, dtype=torch.float64), torch.tensor(bands, dtype=torch.float32)
 
 
+def options_for(config: RunConfig) -> dict[str, Any]:
+    """The configured estimator's own options from the ``algorithm`` section."""
+    algorithm = config.algorithm
+    known = estimator_options(algorithm.estimator)
+    return {name: getattr(algorithm, name) for name in known if hasattr(algorithm, name)}
+
+
 def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOConfig:
     training, rollout, algorithm = config.training, config.rollout, config.algorithm
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -293,13 +300,7 @@ def build_trainer(
         weights[2] = 0.0
     method = MethodSettings(
         estimator=config.algorithm.estimator,
-        estimator_options={
-            "tie_atol": config.algorithm.tie_atol,
-            "per_task": config.algorithm.per_task,
-            "keep_tied_groups": config.algorithm.keep_tied_groups,
-            "stage2_min_groups": config.algorithm.stage2_min_groups,
-        },
-        multi_component=config.algorithm.multi_component,
+        estimator_options=options_for(config),
         reward_weights=tuple(weights),
         task_names=tuple(tasks),
         stage2_names=tuple(stage2_names),

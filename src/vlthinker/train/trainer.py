@@ -34,7 +34,6 @@ class MethodSettings:
 
     estimator: str = "g2rpo"
     estimator_options: dict[str, Any] = field(default_factory=dict)
-    multi_component: bool = True
     reward_weights: tuple[float, ...] = (0.8, 0.1, 0.1)
     task_names: tuple[str, ...] = ()
     stage2_names: tuple[str, ...] = ()
@@ -95,18 +94,14 @@ def batch_advantages(
 ) -> torch.Tensor:
     """Advantages of the whole gathered batch from the configured estimator.
 
-    Multi-component G²RPO ranks accuracy, format and length separately inside each group and
-    weights them (method.md §2); every other estimator sees the weighted sum of the components.
+    Every estimator receives the ``[N, K]`` reward components and the weights: multi-component
+    G²RPO ranks them separately inside each group (method.md §2), the others sum them first.
     """
     weights = torch.tensor(settings.reward_weights, dtype=rewards.dtype)
     rewards = torch.nan_to_num(rewards, nan=0.0)  # an unscorable completion earns nothing
-    if settings.estimator == "g2rpo" and settings.multi_component:
-        signal = rewards
-    else:
-        signal = (rewards * weights).sum(dim=1)
     return compute_advantages(
         settings.estimator,
-        signal,
+        rewards,
         group_ids,
         stage2_ids,
         weights=weights,
