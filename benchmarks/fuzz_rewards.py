@@ -117,7 +117,7 @@ def make_response(rng: random.Random, blobs: list[str]) -> str:
 
 
 def make_case(rng: random.Random, blobs: list[str]) -> tuple[str, Any, str, dict[str, Any]]:
-    answer_type = rng.choice(ANSWER_TYPES)
+    answer_type = rng.choice(ANSWER_TYPES.names())
     meta: dict[str, Any] = {
         "reasoning": rng.random() < 0.7,
         "think_tag": rng.choice(["think", "thinking"]),

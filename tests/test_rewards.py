@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from vlthinker.registry import Registry, UnknownNameError
 from vlthinker.rewards import (
+    ANSWER_TYPES,
     anls,
     box_iou,
     canonical_answer_type,
@@ -545,3 +547,57 @@ def test_score_batch() -> None:
     assert [o["format"] for o in out] == [1.0, 1.0, 0.0]
     with pytest.raises(ValueError, match="lengths"):
         score_batch([wrap("B")], ["B", "C"], ["multiple_choice"], [{}])
+
+
+# ---------------------------------------------------------------- the answer-type registry
+
+
+@pytest.fixture
+def scratch_answer_types(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The answer-type registry, restored after the test (registrations here do not leak)."""
+    monkeypatch.setattr(ANSWER_TYPES, "_entries", dict(ANSWER_TYPES._entries))
+    monkeypatch.setattr(ANSWER_TYPES, "_meta", dict(ANSWER_TYPES._meta))
+    return ANSWER_TYPES
+
+
+def test_a_registered_answer_type_is_scored_and_accepted_by_the_data_layer(
+    scratch_answer_types: Registry,
+) -> None:
+    seen: list[dict] = []
+
+    def yes_no(pred: str, answer: object, meta) -> float:
+        seen.append(dict(meta))
+        return float(pred.strip().lower() == str(answer).strip().lower())
+
+    scratch_answer_types.register(
+        "yes_no",
+        aliases=("yes or no", "binary"),
+        alias_defaults={"binary": {"strict": True}},
+        metrics=("exact",),
+        structure=lambda pred: pred.strip().lower() in ("yes", "no"),
+    )(yes_no)
+    out = score_batch(
+        [wrap("Yes"), wrap("maybe"), wrap("no")],
+        ["yes", "yes", "no"],
+        ["yes_no", "Yes-or-No", "binary"],
+        [{}, {"metric": "exact"}, None],
+    )
+    assert [o["accuracy"] for o in out] == [1.0, 0.0, 1.0]
+    assert [o["structure"] for o in out] == [0.5, 0.0, 0.5]  # its own structure condition
+    assert seen[-1] == {"strict": True}  # the alias's implied option
+    assert canonical_answer_type("YES OR NO") == "yes_no"
+
+    from pathlib import Path
+
+    from vlthinker.data.readers import to_record
+
+    raw = {"task": "vqa", "answer_type": "yes_no", "question": "q", "answer": "yes"}
+    assert to_record(raw, "mem#0", Path(".")).answer_type == "yes_no"
+
+
+def test_unknown_answer_type_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError, match="known: chart, counting, grounding, math") as info:
+        score_batch([wrap("x")], ["x"], ["free-form-poetry"])
+    assert "aliases:" in str(info.value) and "numerical" in str(info.value)
+    with pytest.raises(ValueError, match="unknown metric 'bleu'; known: anls, mra, relaxed, wer"):
+        score(wrap("1"), "1", "chart", metric="bleu")

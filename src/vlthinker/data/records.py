@@ -20,8 +20,12 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 from PIL.Image import DecompressionBombError
 
+# The answer types are the registered verifiers: a record's answer_type is checked against the
+# registry, so a newly registered answer type is valid in data files without a second list here.
+from vlthinker.rewards.answer_types import ANSWER_TYPES as ANSWER_TYPES
+
+#: The tasks records are grouped by (advantages, shaping and reports are per task).
 TASKS = ("math", "chart", "ocr", "grounding", "spatial", "vqa")
-ANSWER_TYPES = ("multiple_choice", "numeric", "chart", "math", "ocr", "grounding", "counting")
 
 ImageRef = str | bytes
 

@@ -4,7 +4,8 @@ Public names follow ``notes/HELPERS.md``: :func:`extract_answer`, :func:`format_
 verifiers (:func:`multiple_choice`, :func:`numeric`, :func:`relaxed_accuracy`,
 :func:`mean_relative_accuracy`, :func:`math_equal`, :func:`anls`, :func:`wer_score`,
 :func:`box_iou`, :func:`parse_box`, :func:`counting`), :func:`canonical_answer_type`,
-:func:`score` and :func:`score_batch`.
+:func:`score` and :func:`score_batch`. Each answer type is a verifier registered in
+:data:`ANSWER_TYPES` (``vlthinker.rewards.answer_types``); registering one adds an answer type.
 """
 
 from vlthinker.rewards.extract import extract_answer, extract_boxed, format_reward
