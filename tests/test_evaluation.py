@@ -24,7 +24,9 @@ from vlthinker.evaluation import (
     summarize,
     task_means,
 )
-from vlthinker.evaluation.scoring import score_prediction
+from vlthinker.evaluation.adapters import BENCHMARKS
+from vlthinker.evaluation.aggregates import AGGREGATES
+from vlthinker.evaluation.scoring import RULES, score_prediction
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmarks"
 CONFIG = PromptConfig()
@@ -518,3 +520,98 @@ def test_eval_command_writes_the_three_files(tmp_path, monkeypatch, capsys):
                 str(tmp_path / "o2"),
             ]
         )
+
+
+# ---------------------------------------------------------------- plug-in registries
+
+
+@pytest.fixture
+def scratch_registries(monkeypatch):
+    """Eval rules, aggregates and benchmarks restored after the test (no leaking entries)."""
+    for registry in (RULES, AGGREGATES, BENCHMARKS):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_meta", dict(registry._meta))
+
+
+def test_a_new_rule_aggregate_and_benchmark_work_end_to_end(tmp_path, scratch_registries):
+    from vlthinker.evaluation.adapters import OTHER, Benchmark, register
+    from vlthinker.evaluation.adapters.base import make_record
+
+    @RULES.register("starts_with")
+    def starts_with(pred, record, details):
+        return float(pred.lower().startswith(str(record.answer).lower()))
+
+    @AGGREGATES.register("best")
+    def best(rows):
+        return max(float(row["score"]) for row in rows), len(rows)
+
+    def load_tiny(path, *, image_dir, limit=None):
+        records = [
+            make_record(
+                benchmark="tinybench",
+                item_id=i,
+                task="vqa",
+                answer_type="ocr",
+                question="Which colour?",
+                answer=colour,
+                images=[],
+                rule="starts_with",
+            )
+            for i, colour in enumerate(["red", "blue"])
+        ]
+        return records if limit is None else records[:limit]
+
+    register(
+        Benchmark(
+            name="tinybench",
+            title="Tiny bench",
+            category=OTHER,
+            metric="prefix match",
+            load=load_tiny,
+            aggregate="best",
+            aliases=("tiny-bench",),
+        )
+    )
+    assert get_benchmark("Tiny_Bench").name == "tinybench"
+    assert "tinybench" in [b.name for b in all_benchmarks()]
+    result = run_eval(
+        [DataSpec.parse(f"tiny-bench={tmp_path}")],
+        out_dir=tmp_path / "out",
+        generator=lambda records: ["<answer>Red, surely</answer>" for _ in records],
+        progress=False,
+    )
+    assert [p.score for p in result.predictions] == [1.0, 0.0]  # the new rule scored them
+    entry = result.per_benchmark["tinybench"]
+    assert entry["aggregate"] == "best" and entry["score"] == 100.0  # max, not the mean 50
+
+
+def test_unknown_rule_aggregate_and_benchmark_names_fail_listing_the_known_ones(
+    scratch_registries,
+):
+    from vlthinker.evaluation.adapters import OTHER, Benchmark, register
+    from vlthinker.evaluation.adapters.base import make_record
+    from vlthinker.evaluation.table import aggregate
+    from vlthinker.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="unknown eval rule 'anlz'; known: anls, charxiv"):
+        make_record(
+            benchmark="x",
+            item_id=0,
+            task="ocr",
+            answer_type="ocr",
+            question="q",
+            answer="a",
+            images=[],
+            rule="anlz",
+        )
+    with pytest.raises(UnknownNameError, match="unknown aggregate 'medain'; known: circular"):
+        register(
+            Benchmark(
+                name="x", title="x", category=OTHER, metric="m", load=list, aggregate="medain"
+            )
+        )
+    assert "x" not in BENCHMARKS
+    with pytest.raises(UnknownNameError, match="known: circular, mean, subset_mean"):
+        aggregate([{"score": 1.0}], "median")
+    with pytest.raises(UnknownNameError, match="unknown benchmark 'imagenet'; known: ai2d"):
+        DataSpec.parse("imagenet=/tmp")

@@ -5,9 +5,10 @@ training — which gives ``accuracy`` and ``format``. A benchmark whose publishe
 differs from the training verifier names an item rule in ``record.meta["eval"]["rule"]``
 and the rule gives the item's ``score`` (the number the benchmark reports); otherwise
 ``score`` is the verifier's accuracy. Items with no training verifier (pointing) are scored by
-their rule alone. Each rule below is one function whose docstring names the official rule it
-follows and where that rule lives (repository and file); ``RULE_SOURCES`` lists them for the
-results table:
+their rule alone. Each rule below is one function registered in :data:`RULES` under its name;
+its docstring names the official rule it follows and where that rule lives (repository and
+file). Adding a rule is one function with ``@RULES.register("name")`` (``rule_only=True`` when
+the training verifiers cannot score its items). The registered rules:
 
 - ``anls``: DocVQA / InfoVQA ANLS (VLMEvalKit ``vqa_eval.py``);
 - ``relaxed``: ChartQA relaxed accuracy (lmms-eval ``chartqa/utils.py``, VLMEvalKit);
@@ -32,12 +33,19 @@ from typing import Any
 
 from vlthinker import rewards
 from vlthinker.data.prompts import verifier_meta
+from vlthinker.registry import Registry
 
 MAX_PARSE_CHARS = 4096  # parsers only ever look at this much of an answer
 MAX_POINTS = 64
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _POINT = re.compile(r"[\(\[]\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*[\)\]]")
-RULE_ONLY = frozenset({"point_in_mask", "point_in_polygon"})
+
+#: ``rule(extracted_answer, record, eval_details) -> score in [0, 1]``.
+Rule = Callable[[str, Any, dict[str, Any]], float]
+
+#: Item rules by the name a record gives in ``meta["eval"]["rule"]``. ``rule_only=True`` marks
+#: rules for items the training verifiers cannot score (pointing): the rule is their accuracy.
+RULES: Registry[Rule] = Registry("eval rule")
 
 
 def eval_meta(record: Any) -> dict[str, Any]:
@@ -48,14 +56,15 @@ def score_prediction(record: Any, response: str, prompt_config: Any = None) -> d
     """``{"score", "accuracy", "format", "extracted", …}`` for one response to one record."""
     details = eval_meta(record)
     rule = details.get("rule")
+    apply_rule = RULES.get(rule) if rule else None  # an unknown rule fails, naming the known
     meta = verifier_meta(record, prompt_config)
     extracted = rewards.extract_answer(response)
     extracted = "" if extracted is None else str(extracted)
-    if rule in RULE_ONLY:
+    if apply_rule is not None and RULES.meta(rule).get("rule_only", False):
         fmt = rewards.format_reward(
             response, meta.get("reasoning", True), meta.get("think_tag", "think")
         )
-        value = RULES[rule](extracted[:MAX_PARSE_CHARS], record, details)
+        value = apply_rule(extracted[:MAX_PARSE_CHARS], record, details)
         result: dict[str, Any] = {"accuracy": value, "format": float(fmt)}
     else:
         result = {
@@ -66,8 +75,8 @@ def score_prediction(record: Any, response: str, prompt_config: Any = None) -> d
             if isinstance(value, int | float)
         }
         value = (
-            RULES[rule](extracted[:MAX_PARSE_CHARS], record, details)
-            if rule
+            apply_rule(extracted[:MAX_PARSE_CHARS], record, details)
+            if apply_rule is not None
             else result["accuracy"]
         )
     result["score"] = float(value)
@@ -83,6 +92,7 @@ def _answers(record: Any, details: dict[str, Any]) -> list[str]:
     return [str(a) for a in answers] if answers else [str(record.answer)]
 
 
+@RULES.register("anls")
 def rule_anls(pred: str, record: Any, details: dict[str, Any]) -> float:
     """DocVQA / InfoVQA ANLS, best over the reference answers; a similarity of exactly 0.5 is
     kept (open-compass/VLMEvalKit ``vlmeval/dataset/utils/vqa_eval.py``, see
@@ -90,6 +100,7 @@ def rule_anls(pred: str, record: Any, details: dict[str, Any]) -> float:
     return float(rewards.anls(pred, _answers(record, details), threshold=0.5))
 
 
+@RULES.register("relaxed")
 def rule_relaxed(pred: str, record: Any, details: dict[str, Any]) -> float:
     """ChartQA relaxed accuracy exactly as EvolvingLMMs-Lab/lmms-eval
     ``lmms_eval/tasks/chartqa/utils.py`` and open-compass/VLMEvalKit
@@ -101,6 +112,7 @@ def rule_relaxed(pred: str, record: Any, details: dict[str, Any]) -> float:
     )
 
 
+@RULES.register("ocrbench")
 def rule_ocrbench(pred: str, record: Any, details: dict[str, Any]) -> float:
     """OCRBench, as its authors' evaluation (Yuliang-Liu/MultimodalOCR, reproduced by
     VLMEvalKit's and lmms-eval's OCRBench tasks): a reference answer contained in the prediction
@@ -115,6 +127,7 @@ def rule_ocrbench(pred: str, record: Any, details: dict[str, Any]) -> float:
     return float(any(normal(a) in predicted for a in _answers(record, details)))
 
 
+@RULES.register("iou50")
 def rule_iou50(pred: str, record: Any, details: dict[str, Any]) -> float:
     """RefCOCO / RefCOCO+ / RefCOCOg Acc@0.5, as lmms-eval's ``refcoco*_bbox_rec`` tasks
     (EvolvingLMMs-Lab/lmms-eval ``lmms_eval/tasks/refcoco*/``): both boxes mapped to pixels of
@@ -178,6 +191,7 @@ def _mathvista_choice(extraction: str, choices: list[str]) -> str | None:
     return choices[distances.index(min(distances))]
 
 
+@RULES.register("mathvista")
 def rule_mathvista(pred: str, record: Any, details: dict[str, Any]) -> float:
     """MathVista, as lupantech/MathVista ``evaluation/calculate_score.py``
     (``normalize_extracted_answer`` + ``safe_equal``) scores an extracted answer.
@@ -239,6 +253,7 @@ def _charxiv_terms(text: str) -> list[str]:
     return sorted(_normal_text(term) for term in text.split(",") if _normal_text(term))
 
 
+@RULES.register("charxiv")
 def rule_charxiv(pred: str, record: Any, details: dict[str, Any]) -> float:
     """CharXiv reasoning questions, by the grading rubric of princeton-nlp/CharXiv
     ``constants.py`` (``REASONING_GRADING_INST``; ``src/constants.py`` in later versions) with
@@ -308,6 +323,7 @@ def mmmu_open_candidates(response: str) -> list[str | float]:
     return out
 
 
+@RULES.register("mmmu_open")
 def rule_mmmu_open(pred: str, record: Any, details: dict[str, Any]) -> float:
     """MMMU open question, as MMMU-Benchmark/MMMU ``eval/eval_utils.py`` (``parse_open_response``
     + ``eval_open``; ``mmmu/utils/eval_utils.py`` in later layouts): a predicted number equal
@@ -325,6 +341,7 @@ def rule_mmmu_open(pred: str, record: Any, details: dict[str, Any]) -> float:
     return 0.0
 
 
+@RULES.register("yes_no")
 def rule_yes_no(pred: str, record: Any, details: dict[str, Any]) -> float:
     """RoboSpatial yes/no, as chanhee-luke/RoboSpatial-Eval ``evaluation.py``
     (``evaluate_answer``): the lower-cased answer must start with the key ("yes" / "no"), so
@@ -377,6 +394,7 @@ def point_in_polygon(x: float, y: float, polygon: list[list[float]]) -> bool:
     return inside
 
 
+@RULES.register("point_in_polygon", rule_only=True)
 def rule_point_in_polygon(pred: str, record: Any, details: dict[str, Any]) -> float:
     """RoboSpatial context, as chanhee-luke/RoboSpatial-Eval ``evaluation.py``: the first
     point of the answer (see ``first_point``), as given, inside the key polygon (normalised
@@ -387,6 +405,7 @@ def rule_point_in_polygon(pred: str, record: Any, details: dict[str, Any]) -> fl
     return float(point_in_polygon(point[0], point[1], details["polygon"]))
 
 
+@RULES.register("point_in_mask", rule_only=True)
 def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float:
     """RefSpatial: the share of predicted points inside the mask (Zhoues/RoboRefer's
     RefSpatial-Bench accuracy). Each point is put in [0, 1] on its own (``to_unit_square``) and
@@ -409,17 +428,3 @@ def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float
         row = min(int(y * height), height - 1)
         hits += int(bool(mask[row, col]))
     return hits / len(points)
-
-
-RULES: dict[str, Callable[[str, Any, dict[str, Any]], float]] = {
-    "anls": rule_anls,
-    "relaxed": rule_relaxed,
-    "ocrbench": rule_ocrbench,
-    "iou50": rule_iou50,
-    "mathvista": rule_mathvista,
-    "charxiv": rule_charxiv,
-    "mmmu_open": rule_mmmu_open,
-    "yes_no": rule_yes_no,
-    "point_in_polygon": rule_point_in_polygon,
-    "point_in_mask": rule_point_in_mask,
-}

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vlthinker.evaluation.adapters.registry import CATEGORIES, OTHER, Benchmark, get_benchmark
+from vlthinker.evaluation.aggregates import aggregate, mean, row_field, row_number
 
 PAPER_COLUMNS = ("Qwen3-VL-8B-Instruct", "OpenVLThinkerV2")
 JUDGE_MARK = "†"
@@ -32,32 +33,13 @@ JUDGE_FOOTNOTE = (
 )
 
 
-def _field(row: Any, name: str, default: Any = None) -> Any:
-    if isinstance(row, Mapping):
-        return row.get(name, default)
-    return getattr(row, name, default)
-
-
-def _number(row: Any, name: str) -> float:
-    value = _field(row, name, 0.0)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return value if math.isfinite(value) else 0.0
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
 def standard_error(values: Sequence[float]) -> float:
     """Standard error of the mean: sample standard deviation / √n (0 below two values)."""
     n = len(values)
     if n < 2:
         return 0.0
-    mean = _mean(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    centre = mean(values)
+    return math.sqrt(sum((v - centre) ** 2 for v in values) / (n - 1) / n)
 
 
 def _lookup(name: str) -> Benchmark | None:
@@ -77,45 +59,19 @@ def task_means(rows: Iterable[Any]) -> dict[str, dict[str, float]]:
     """
     grouped: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
-        grouped[str(_field(row, "task", "unknown"))].append(row)
+        grouped[str(row_field(row, "task", "unknown"))].append(row)
     return {task: _task_summary(items) for task, items in sorted(grouped.items())}
 
 
 def _task_summary(items: Sequence[Any]) -> dict[str, float]:
-    accuracy = [_number(r, "accuracy") for r in items]
+    accuracy = [row_number(r, "accuracy") for r in items]
     return {
-        "accuracy": _mean(accuracy),
+        "accuracy": mean(accuracy),
         "accuracy_se": standard_error(accuracy),
-        "format": _mean([_number(r, "format") for r in items]),
-        "score": _mean([_number(r, "score") for r in items]),
+        "format": mean([row_number(r, "format") for r in items]),
+        "score": mean([row_number(r, "score") for r in items]),
         "n": len(items),
     }
-
-
-def aggregate(rows: Sequence[Any], rule: str) -> tuple[float, int]:
-    """A benchmark's aggregate of per-item scores in [0, 1], and the number of items it counts.
-
-    ``mean``: the plain mean. ``circular`` (MMBench CircularEval): rows sharing a ``group`` are
-    one question, right only if every rotation is right. ``subset_mean`` (RoboSpatial): the mean
-    of the per-``subset`` means.
-    """
-    if not rows:
-        return 0.0, 0
-    if rule == "circular":
-        groups: dict[str, list[float]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            group = _field(row, "group")
-            groups[str(group) if group is not None else f"#{i}"].append(_number(row, "score"))
-        right = [float(all(s >= 1.0 for s in scores)) for scores in groups.values()]
-        return _mean(right), len(groups)
-    if rule == "subset_mean":
-        subsets: dict[str, list[float]] = defaultdict(list)
-        for row in rows:
-            subsets[str(_field(row, "subset"))].append(_number(row, "score"))
-        return _mean([_mean(v) for v in subsets.values()]), len(rows)
-    if rule != "mean":
-        raise ValueError(f"unknown aggregate rule {rule!r}")
-    return _mean([_number(r, "score") for r in rows]), len(rows)
 
 
 def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> dict[str, Any]:
@@ -125,8 +81,8 @@ def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> d
     value, count = aggregate(rows, rule)
     subsets: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
-        if _field(row, "subset") is not None:
-            subsets[str(_field(row, "subset"))].append(row)
+        if row_field(row, "subset") is not None:
+            subsets[str(row_field(row, "subset"))].append(row)
     return {
         "name": name,
         "title": info.title if info else name,
@@ -139,8 +95,8 @@ def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> d
         "score": value * scale,
         "unit": "/1000" if scale == 1000.0 else "%",
         "percent": value * 100.0,
-        "accuracy": _mean([_number(r, "accuracy") for r in rows]),
-        "format": _mean([_number(r, "format") for r in rows]),
+        "accuracy": mean([row_number(r, "accuracy") for r in rows]),
+        "format": mean([row_number(r, "format") for r in rows]),
         "judged": bool(info and info.judged),
         "note": info.note if info else "",
         "scored_by": info.scored_by()
@@ -148,7 +104,7 @@ def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> d
         else "the training verifiers (vlthinker.rewards); comparable: no paper number",
         "paper": dict(zip(PAPER_COLUMNS, info.paper, strict=True)) if info and info.paper else None,
         "subsets": {
-            key: _mean([_number(r, "score") for r in v]) * scale
+            key: mean([row_number(r, "score") for r in v]) * scale
             for key, v in sorted(subsets.items())
         },
         "seconds": seconds,
@@ -161,7 +117,7 @@ def summarize(rows: Iterable[Any], timings: Mapping[str, float] | None = None) -
     timings = dict(timings or {})
     by_benchmark: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
-        by_benchmark[str(_field(row, "benchmark", "records"))].append(row)
+        by_benchmark[str(row_field(row, "benchmark", "records"))].append(row)
 
     def order(name: str) -> tuple[int, int, str]:
         info = _lookup(name)
@@ -184,7 +140,7 @@ def summarize(rows: Iterable[Any], timings: Mapping[str, float] | None = None) -
         entry: dict[str, Any] = {
             "name": category,
             "benchmarks": [b["name"] for b in members],
-            "mean": _mean([b["percent"] for b in members]),
+            "mean": mean([b["percent"] for b in members]),
             "n": sum(b["n"] for b in members),
         }
         if category != OTHER:
@@ -193,7 +149,7 @@ def summarize(rows: Iterable[Any], timings: Mapping[str, float] | None = None) -
             known = [b for b in _category_members(category) if b.paper]
             if entry["complete"] and known:
                 entry["paper"] = {
-                    column: _mean([_percent(b.paper[i], b) for b in known])
+                    column: mean([_percent(b.paper[i], b) for b in known])
                     for i, column in enumerate(PAPER_COLUMNS)
                 }
         categories.append(entry)

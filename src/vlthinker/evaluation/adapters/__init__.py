@@ -15,20 +15,26 @@ from vlthinker.evaluation.adapters import (  # noqa: F401  (imports register the
 )
 from vlthinker.evaluation.adapters.base import BenchmarkFormatError
 from vlthinker.evaluation.adapters.registry import (
+    BENCHMARKS,
     CATEGORIES,
     OTHER,
     Benchmark,
+    UnknownBenchmarkError,
     all_benchmarks,
     get_benchmark,
     load_benchmark,
+    register,
 )
 
 __all__ = [
+    "BENCHMARKS",
     "CATEGORIES",
     "OTHER",
     "Benchmark",
     "BenchmarkFormatError",
+    "UnknownBenchmarkError",
     "all_benchmarks",
     "get_benchmark",
     "load_benchmark",
+    "register",
 ]

@@ -480,10 +480,11 @@ def make_record(
     never passed to the training verifiers; ``verifier_meta`` (e.g. box coordinates) is.
     """
     from vlthinker.data import Record
+    from vlthinker.evaluation.scoring import RULES
 
     evaluation: dict[str, Any] = {key: value for key, value in details.items() if value is not None}
     if rule is not None:
-        evaluation["rule"] = rule
+        evaluation["rule"] = RULES.check(rule)  # a misspelt rule fails when the item is read
     if group is not None:
         evaluation["group"] = group
     if subset is not None:

@@ -3,6 +3,16 @@
 Categories and reference numbers are the paper's (method.md §7): six categories of three
 benchmarks; the two reference columns are Qwen3-VL-8B-Instruct and OpenVLThinkerV2, in the
 benchmark's display unit (percent, OCRBench out of 1000).
+
+Every benchmark is a :class:`Benchmark` in :data:`BENCHMARKS`, added with :func:`register`
+(which also checks its aggregate is registered)::
+
+    register(Benchmark(name="mybench", title="My benchmark", category=OTHER,
+                       metric="accuracy", load=load_mybench, aliases=("my-bench",)))
+
+``load(path, *, image_dir, limit)`` returns ``vlthinker.data`` records (see
+``adapters.base.make_record``); the module holding the call must be imported for the
+benchmark to exist (the package's ``__init__`` imports the built-in ones).
 """
 
 from __future__ import annotations
@@ -11,6 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from vlthinker.evaluation.aggregates import AGGREGATES
+from vlthinker.registry import Registry, UnknownNameError
 
 # The paper's six categories, in its table order; "other" holds the synthetic suite and
 # record-format datasets, which have no paper counterpart.
@@ -65,16 +78,26 @@ class Benchmark:
         return f"scored by {self.source or self.metric}; comparable: {comparable}"
 
 
-_REGISTRY: dict[str, Benchmark] = {}
-_ALIASES: dict[str, str] = {}
+#: Every benchmark by its canonical name; :func:`register` adds one with its aliases.
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+
+
+class UnknownBenchmarkError(UnknownNameError, KeyError):
+    """An unknown benchmark name. A ``KeyError`` as well, as lookups by name always raised."""
+
+    # KeyError would print the message quoted; read as the plain sentence it is
+    __str__ = BaseException.__str__
 
 
 def register(benchmark: Benchmark) -> Benchmark:
-    if benchmark.name in _REGISTRY:
-        raise ValueError(f"benchmark {benchmark.name!r} registered twice")
-    _REGISTRY[benchmark.name] = benchmark
-    for key in (benchmark.name, *benchmark.aliases):
-        _ALIASES[_normalise(key)] = benchmark.name
+    """Add ``benchmark`` under its name (its aliases look it up too); returns it.
+
+    Its aggregate must be registered (``vlthinker.evaluation.aggregates.AGGREGATES``), so a
+    misspelt one fails here, when the adapter is imported, not when the table is drawn.
+    """
+    AGGREGATES.check(benchmark.aggregate)
+    # the position keeps the table and the CLI listing in registration (the paper's) order
+    BENCHMARKS.add(benchmark.name, benchmark, position=len(BENCHMARKS))
     return benchmark
 
 
@@ -83,16 +106,25 @@ def _normalise(name: str) -> str:
 
 
 def get_benchmark(name: str) -> Benchmark:
-    """The benchmark called ``name`` (case, dashes and underscores ignored; aliases allowed)."""
-    key = _ALIASES.get(_normalise(name))
-    if key is None:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown benchmark {name!r}; known: {known}")
-    return _REGISTRY[key]
+    """The benchmark called ``name`` (case, dashes and underscores ignored; aliases allowed).
+
+    An unknown name raises :class:`UnknownBenchmarkError` listing the known ones.
+    """
+    key = _normalise(name) if isinstance(name, str) else None
+    for benchmark in all_benchmarks():
+        if key in {_normalise(alias) for alias in (benchmark.name, *benchmark.aliases)}:
+            return benchmark
+    known = ", ".join(BENCHMARKS.names())
+    raise UnknownBenchmarkError(f"unknown {BENCHMARKS.kind} {name!r}; known: {known}")
 
 
 def all_benchmarks() -> list[Benchmark]:
-    return list(_REGISTRY.values())
+    """Every registered benchmark, in registration order (the paper's, within a category)."""
+
+    def position(name: str) -> int:
+        return int(BENCHMARKS.meta(name).get("position", len(BENCHMARKS)))
+
+    return [BENCHMARKS.get(name) for name in sorted(BENCHMARKS.names(), key=position)]
 
 
 def category_order(category: str) -> int:

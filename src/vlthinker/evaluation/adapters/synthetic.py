@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vlthinker.data.records import TASKS
 from vlthinker.evaluation.adapters.registry import OTHER, Benchmark, register
 
 EVAL_SEED = 20_260_409
-TASKS = ("math", "chart", "ocr", "grounding", "spatial", "vqa")
 
 
 def held_out_synthetic(
