@@ -484,7 +484,7 @@ def test_eval_command_writes_the_three_files(tmp_path, monkeypatch, capsys):
         seen.update(model=model_path, backend=backend, max_new_tokens=max_new_tokens)
         return fake
 
-    monkeypatch.setattr(runner, "_load_generator", load)
+    monkeypatch.setattr(runner, "load_generator", load)
     out = tmp_path / "cli"
     argv = [
         "eval",

@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from vlthinker.data import PromptConfig, Record, build_messages, synthetic
+from vlthinker.evaluation.generation import encode_prompts, generate, generate_tokens
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
 from vlthinker.rewards import score
-from vlthinker.rollout import encode_prompts, generate, generate_tokens
 
 
 def _inputs(records: list[Record]):

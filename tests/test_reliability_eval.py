@@ -10,15 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vlthinker.evaluation.runner import (
-    LOCK_FILE,
-    SETTINGS_FILE,
-    DataSpec,
-    FolderLockedError,
-    folder_lock,
-    read_predictions,
-    run_eval,
-)
+from vlthinker.evaluation import DataSpec, read_predictions, run_eval
+from vlthinker.evaluation.folder import LOCK_FILE, SETTINGS_FILE, FolderLockedError, folder_lock
 
 ROWS = [
     {"id": f"q{i}", "task": "math", "answer_type": "numeric", "question": "2+2?", "answer": "4"}

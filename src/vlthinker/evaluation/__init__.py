@@ -6,9 +6,17 @@
   (``predictions.jsonl``, ``results.md``, ``results.json``);
 - ``get_benchmark(name)``: one of the paper's 18 benchmarks (or ``synthetic``) with its
   loader, metric and category.
+
+Modules: ``runner`` (the scoring loop and ``run_eval``), ``specs`` (``--data`` specs and the
+items they load), ``predictions`` (the predictions file), ``folder`` (the output folder's
+settings key and lock), ``generators`` (HF / vLLM back-ends; ``generation`` is the batched HF
+generate), ``scoring`` (item rules), ``aggregates`` and ``table`` (the results table),
+``adapters`` (the benchmarks), ``cli`` (``vlthinker eval``). Plug-ins are registered in
+``BENCHMARKS``, ``RULES`` and ``AGGREGATES`` (``vlthinker.registry.Registry``).
 """
 
 from vlthinker.evaluation.adapters import (
+    BENCHMARKS,
     CATEGORIES,
     Benchmark,
     BenchmarkFormatError,
@@ -16,19 +24,18 @@ from vlthinker.evaluation.adapters import (
     get_benchmark,
     load_benchmark,
 )
-from vlthinker.evaluation.runner import (
-    DataSpec,
-    EvalResult,
-    Prediction,
-    evaluate_records,
-    read_predictions,
-    run_eval,
-)
-from vlthinker.evaluation.scoring import score_prediction
+from vlthinker.evaluation.aggregates import AGGREGATES
+from vlthinker.evaluation.predictions import Prediction, read_predictions
+from vlthinker.evaluation.runner import EvalResult, evaluate_records, run_eval
+from vlthinker.evaluation.scoring import RULES, score_prediction
+from vlthinker.evaluation.specs import DataSpec
 from vlthinker.evaluation.table import markdown, summarize, task_means
 
 __all__ = [
+    "AGGREGATES",
+    "BENCHMARKS",
     "CATEGORIES",
+    "RULES",
     "Benchmark",
     "BenchmarkFormatError",
     "DataSpec",

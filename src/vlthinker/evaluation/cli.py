@@ -13,6 +13,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from vlthinker.evaluation.generators import BACKENDS
+
 DEFAULT_OUT = "runs/eval"
 
 
@@ -55,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="output folder")
     parser.add_argument(
         "--backend",
-        choices=("auto", "hf", "vllm"),
+        choices=BACKENDS,
         default="auto",
         help="auto: vLLM when installed and a GPU is present, else Hugging Face generate",
     )
@@ -86,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from vlthinker.evaluation.runner import DataSpec, run_eval
+    from vlthinker.evaluation.runner import run_eval
+    from vlthinker.evaluation.specs import DataSpec
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.batch_size < 1:

@@ -385,13 +385,9 @@ def judge_run(
 ) -> dict[str, Any]:
     """Judge the judged benchmarks of a finished ``run_eval`` and add the judged numbers to
     ``summary`` (``benchmarks[i]["judge"]``); rewrites ``results.json`` and ``results.md``."""
-    from vlthinker.evaluation.runner import (
-        PREDICTIONS_FILE,
-        RESULTS_JSON,
-        RESULTS_MD,
-        load_items,
-        read_predictions,
-    )
+    from vlthinker.evaluation.folder import RESULTS_JSON, RESULTS_MD
+    from vlthinker.evaluation.predictions import PREDICTIONS_FILE, read_predictions
+    from vlthinker.evaluation.specs import load_items
     from vlthinker.evaluation.table import markdown
 
     out = Path(out_dir)

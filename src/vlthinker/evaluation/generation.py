@@ -1,4 +1,8 @@
-"""Batched, left-padded generation that never emits vision special tokens."""
+"""Batched, left-padded Hugging Face generation that never emits vision special tokens.
+
+Evaluation-time generation (``generators.hf_generator`` and the trainer's validation through
+``evaluate_records``); training rollouts are generated inside TRL.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import torch
 from PIL import Image
 
 from vlthinker.models.loading import vision_token_ids
+
+__all__ = ["encode_prompts", "generate", "generate_tokens"]
 
 
 def encode_prompts(
