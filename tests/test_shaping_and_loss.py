@@ -1,4 +1,8 @@
-"""Length shaping, entropy band and the policy loss against hand-worked examples."""
+"""Length shaping, entropy band and the policy loss against hand-worked examples.
+
+The whole objective (aggregation, dual clip, k3 KL) is the oracle of ``oracles.py``, pinned here to
+hand-worked values; the package's per-token loss must agree with it.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from oracles import k3_kl, masked_mean, method_policy_loss, token_entropy
 from vlthinker.algorithms import (
     clipped_policy_loss,
     entropy_band_penalty,
-    k3_kl,
     length_envelope,
-    length_penalty,
-    masked_mean,
-    token_entropy,
     trapezoid_length_score,
-    update_length_targets,
 )
 
 
@@ -39,16 +39,16 @@ def test_trapezoid_degenerate_ramps_are_steps_without_nan():
     assert score.tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
 
 
-def test_each_task_uses_its_own_envelope_and_penalty_is_zero_only_inside():
+def test_each_task_uses_its_own_envelope_and_scores_one_only_inside():
     envelopes = torch.tensor(
         [length_envelope(2, 6, slack=0.5), length_envelope(40, 80, slack=0.5)], dtype=torch.float32
     )
     lengths = torch.tensor([4, 60, 60, 4])
     tasks = torch.tensor([0, 1, 0, 1])
-    penalty = length_penalty(lengths, tasks, envelopes)
-    assert penalty[:2].tolist() == [0.0, 0.0]
-    assert penalty[2] == -1.0  # 60 tokens on a perception task: far past d = 9
-    assert penalty[3] == -1.0  # 4 tokens on a reasoning task: below a = 20
+    score = trapezoid_length_score(lengths, tasks, envelopes)
+    assert score[:2].tolist() == [1.0, 1.0]
+    assert score[2] == 0.0  # 60 tokens on a perception task: far past d = 9
+    assert score[3] == 0.0  # 4 tokens on a reasoning task: below a = 20
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,17 +72,8 @@ def test_length_envelope_validates_its_range():
         length_envelope(30, 20)
 
 
-def test_dynamic_length_targets_follow_correct_responses_only():
-    targets = torch.tensor([100.0, 10.0])
-    lengths = torch.tensor([50, 70, 999, 30])
-    tasks = torch.tensor([0, 0, 0, 1])
-    correct = torch.tensor([True, True, False, False])
-    updated = update_length_targets(targets, lengths, tasks, correct, momentum=0.5)
-    assert updated.tolist() == [80.0, 10.0]  # 0.5·100 + 0.5·60; task 1 had no correct response
-
-
 # ---------------------------------------------------------------- entropy band (§5)
-def test_token_entropy_of_uniform_and_peaked_distributions():
+def test_token_entropy_oracle_of_uniform_and_peaked_distributions():
     logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])
     entropy = token_entropy(logits)
     assert entropy[0, 0] == pytest.approx(math.log(4))
@@ -137,7 +128,7 @@ def test_on_policy_loss_is_minus_mean_advantage_and_gradient_follows_its_sign():
     logps = torch.log(torch.tensor([[0.5, 0.25], [0.5, 0.5]])).requires_grad_()
     advantages = torch.tensor([2.0, -1.0])
     mask = torch.tensor([[1, 1], [1, 0]])
-    loss, metrics = clipped_policy_loss(logps, logps.detach(), advantages, mask)
+    loss, metrics = method_policy_loss(logps, logps.detach(), advantages, mask)
     # token mean: −(2 + 2 − 1)/3 = −1
     assert float(loss) == pytest.approx(-1.0)
     loss.backward()
@@ -154,7 +145,7 @@ def test_clipping_hand_worked():
     logps = torch.log(ratios).requires_grad_()
     advantages = torch.tensor([[1.0, 1.0, -1.0, -1.0]])
     mask = torch.ones(1, 4)
-    loss, metrics = clipped_policy_loss(
+    loss, metrics = method_policy_loss(
         logps, old, advantages, mask, clip_low=0.2, clip_high=0.3, dual_clip=None
     )
     # per token: −min(1.5, 1.3) = −1.3; −min(0.5, 0.8) = −0.5; −min(−1.5, −1.3) = 1.5;
@@ -172,7 +163,7 @@ def test_clipping_hand_worked():
 def test_dual_clip_caps_negative_advantage_loss():
     logps = torch.log(torch.tensor([[5.0, 5.0]])).requires_grad_()
     advantages = torch.tensor([[-1.0, 1.0]])
-    loss, metrics = clipped_policy_loss(
+    loss, metrics = method_policy_loss(
         logps, torch.zeros(1, 2), advantages, torch.ones(1, 2), dual_clip=3.0
     )
     # A < 0, ratio 5: max(5, 0.8·... ) = 5 capped at 3; A > 0: −min(5, 1.3) = −1.3 → (3 − 1.3)/2
@@ -181,7 +172,7 @@ def test_dual_clip_caps_negative_advantage_loss():
     assert float(logps.grad[0, 0]) == 0.0
     assert metrics["dual_clip_frac"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="dual_clip"):
-        clipped_policy_loss(logps, logps, advantages, torch.ones(1, 2), dual_clip=0.5)
+        method_policy_loss(logps, logps, advantages, torch.ones(1, 2), dual_clip=0.5)
 
 
 def test_token_and_sequence_aggregation_differ_as_defined():
@@ -201,9 +192,53 @@ def test_k3_kl_is_zero_at_equality_positive_otherwise_and_enters_the_loss():
     assert float(kl[0, 0]) == pytest.approx(0.5 + math.log(2) - 1)
     assert float(kl[0, 1]) == 0.0
     zero = torch.zeros(1)
-    base, _ = clipped_policy_loss(logps, logps, zero, torch.ones(1, 2))
-    with_kl, metrics = clipped_policy_loss(
+    base, _ = method_policy_loss(logps, logps, zero, torch.ones(1, 2))
+    with_kl, metrics = method_policy_loss(
         logps, logps, zero, torch.ones(1, 2), ref_logps=ref, kl_coef=0.1
     )
     assert float(with_kl - base) == pytest.approx(0.1 * float(kl.mean()))
     assert metrics["kl_ref"] == pytest.approx(float(kl.mean()))
+
+
+# ---------------------------------------------------------------- package per-token loss (§3)
+def test_per_token_loss_hand_worked_with_the_ratio_cap():
+    # ratios 1.5, 5 (past the dual clip 3), 1 and 0.5
+    logps = torch.log(torch.tensor([[1.5, 5.0, 1.0, 0.5]])).requires_grad_()
+    old = torch.zeros(1, 4)
+    up = clipped_policy_loss(logps, old, torch.tensor([1.0]), 0.2, 0.3, 3.0)
+    # A = 1: −min(ρ, clip ρ) → −1.3 (clipped high), −1.3, −1, −0.5 (below the clip: unclipped)
+    torch.testing.assert_close(up.detach(), torch.tensor([[-1.3, -1.3, -1.0, -0.5]]))
+    down = clipped_policy_loss(logps, old, torch.tensor([-1.0]), 0.2, 0.3, 3.0)
+    # A = −1: max(ρ, clip ρ) capped at 3 → 1.5, 3, 1, 0.8 (clipped low)
+    torch.testing.assert_close(down.detach(), torch.tensor([[1.5, 3.0, 1.0, 0.8]]))
+    (grad,) = torch.autograd.grad(down.sum(), logps)
+    assert float(grad[0, 1]) == 0.0  # capped by the dual clip: no push further
+    assert float(grad[0, 3]) == 0.0  # clipped low with A < 0: no push further
+    assert float(grad[0, 0]) > 0 and float(grad[0, 2]) > 0  # descent lowers a bad token's ρ
+    uncapped = clipped_policy_loss(logps, old, torch.tensor([-1.0]), 0.2, 0.3, None)
+    assert float(uncapped[0, 1]) == pytest.approx(5.0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(-3, 3), min_size=12, max_size=12),
+    st.lists(st.floats(-2, 2), min_size=3, max_size=3),
+    st.sampled_from([None, 1.5, 3.0, 10.0]),
+    st.sampled_from(["token", "seq"]),
+)
+def test_per_token_loss_is_the_method_loss_token_by_token(log_ratios, advantages, cap, aggregation):
+    """The ratio-cap form used in the package (TRL's ``delta``) is the method's dual clip: same
+    loss and same gradient, under either aggregation, whenever the cap is at least 1 + ε_high."""
+    old = torch.full((3, 4), -1.0, dtype=torch.float64)
+    logps = (old + torch.tensor(log_ratios, dtype=torch.float64).view(3, 4)).requires_grad_()
+    adv = torch.tensor(advantages, dtype=torch.float64)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    per_token = clipped_policy_loss(logps, old, adv, 0.2, 0.3, cap)
+    ours = masked_mean(per_token, mask, aggregation)
+    expected, _ = method_policy_loss(
+        logps, old, adv, mask, clip_low=0.2, clip_high=0.3, dual_clip=cap, aggregation=aggregation
+    )
+    assert float(ours) == pytest.approx(float(expected), rel=1e-12, abs=1e-12)
+    (got,) = torch.autograd.grad(ours, logps, retain_graph=True)
+    (want,) = torch.autograd.grad(expected, logps)
+    torch.testing.assert_close(got, want)

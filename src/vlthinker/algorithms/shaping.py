@@ -51,40 +51,6 @@ def length_envelope(
     return (low * (1.0 - min(slack, 1.0)), float(low), float(high), high * (1.0 + slack))
 
 
-def length_penalty(
-    lengths: torch.Tensor, task_ids: torch.Tensor, envelopes: torch.Tensor
-) -> torch.Tensor:
-    """Bounded response-length penalty in ``[−1, 0]``: ``s(L) − 1`` (0 inside the task's range)."""
-    return trapezoid_length_score(lengths, task_ids, envelopes) - 1.0
-
-
-def update_length_targets(
-    targets: torch.Tensor,
-    lengths: torch.Tensor,
-    task_ids: torch.Tensor,
-    correct: torch.Tensor,
-    momentum: float = 0.9,
-) -> torch.Tensor:
-    """Dynamic length target of method.md §4: per-task EMA of the correct responses' lengths.
-
-    ``targets[t] ← momentum·targets[t] + (1 − momentum)·mean length of task t's correct responses``;
-    a task with no correct response in the batch keeps its target.
-    """
-    num_tasks = targets.shape[0]
-    weight = correct.to(targets.dtype)
-    count = segment_sum(weight, task_ids, num_tasks)
-    total = segment_sum(lengths.to(targets.dtype) * weight, task_ids, num_tasks)
-    observed = total / count.clamp(min=1)
-    updated = momentum * targets + (1.0 - momentum) * observed
-    return torch.where(count > 0, updated, targets)
-
-
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the policy's next-token distribution at every position: ``−Σ p log p``."""
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    return -(log_probs.exp() * log_probs).sum(dim=-1)
-
-
 def per_task_entropy(
     token_entropies: torch.Tensor, mask: torch.Tensor, task_ids: torch.Tensor, num_tasks: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,26 +21,7 @@ from typing import Any
 
 import torch
 
-
-def clipped_policy_loss(
-    logps: torch.Tensor,
-    old_logps: torch.Tensor,
-    advantages: torch.Tensor,
-    epsilon_low: float,
-    epsilon_high: float,
-    delta: float | None,
-) -> torch.Tensor:
-    """TRL's per-token clipped surrogate loss ``-min(r·A, clip(r, 1-ε_low, 1+ε_high)·A)`` with
-    ``r = exp(logp - logp_old)`` capped at ``delta`` in the unclipped term (the dual clip), as
-    ``GRPOTrainer._compute_loss`` computes it for token-level importance sampling. ``advantages``
-    is ``[B]`` or ``[B, T]``; returns ``[B, T]``."""
-    if advantages.dim() == 1:
-        advantages = advantages[:, None]
-    ratio = torch.exp(logps - old_logps)
-    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
-    if delta is not None:
-        ratio = torch.clamp(ratio, max=delta)
-    return -torch.min(ratio * advantages, clipped * advantages)
+from vlthinker.algorithms.loss import clipped_policy_loss
 
 
 def per_task_losses(
@@ -156,7 +137,8 @@ def task_gradient_metrics(
 ) -> dict[str, float]:
     """``<task>/grad_norm`` and ``<task>/grad_share`` of one training micro-batch of a
     :class:`~vlthinker.train.trainer.G2RPOTrainer`: TRL's policy loss recomputed from the
-    micro-batch's log-probabilities (:func:`clipped_policy_loss`, :func:`trl_loss_terms`), split
+    micro-batch's log-probabilities (:func:`~vlthinker.algorithms.loss.clipped_policy_loss` with
+    the trainer's ``epsilon_low``, ``epsilon_high`` and ``delta``; :func:`trl_loss_terms`), split
     by task (:func:`per_task_gradient_norms`). Reads the trainer's clip settings and loss
     normalisation; the KL and entropy terms are not part of the policy gradient measured here."""
     args = trainer.args
