@@ -170,6 +170,13 @@ def test_numeric(pred: str, answer: object, expected: float) -> None:
     assert numeric(pred, answer) == expected
 
 
+def test_numeric_never_raises_when_nothing_is_left_after_the_percent_sign() -> None:
+    # "%" alone once raised IndexError; it is not a number, so the texts are compared
+    assert numeric("%", "5") == 0.0
+    assert numeric("%", "%") == 1.0
+    assert numeric("5", "%") == 0.0
+
+
 def test_numeric_reads_only_the_units_the_task_declares() -> None:
     assert numeric("12 kg", "12", units=["kg"]) == 1.0
     assert numeric("5 cm^2", 5, units=("cm^2", "cm")) == 1.0

@@ -177,7 +177,7 @@ def parse_number(value: Any, units: Sequence[str] = ()) -> tuple[float, bool] | 
             return (v, pct) if math.isfinite(v) else None
     negative = False
     for _ in range(2):  # "-$5", "$-5", "$5"
-        if s[:1] in _SIGN:
+        if s[:1] and s[0] in _SIGN:  # "" is in every string: "%" leaves nothing to read
             negative = negative != (s[0] in "-−")
             s = s[1:].lstrip()
         if s[:1] and s[0] in _CURRENCY:
