@@ -180,7 +180,9 @@ def test_trainer_metrics_split_the_recomputed_policy_loss_by_task():
     logps = torch.log_softmax(model(features), dim=-1)[..., 0]
     inputs = {"advantages": torch.tensor([1.0, -0.5, 2.0, -1.5]), "num_items_in_batch": 20.0}
     trainer = SimpleNamespace(
-        args=SimpleNamespace(delta=3.0, steps_per_generation=2),
+        args=SimpleNamespace(
+            delta=3.0, steps_per_generation=2, task_names=["math", "chart", "ocr", "vqa"]
+        ),
         epsilon_low=0.2,
         epsilon_high=0.3,
         loss_type="dapo",

@@ -19,11 +19,11 @@ from test_trl_contract import _fake_trainer
 from vlthinker.algorithms import g2rpo_advantages
 from vlthinker.algorithms.advantages import live_groups_per_rollout
 from vlthinker.train.callbacks import item_means
-from vlthinker.train.config import load_config
+from vlthinker.train.config import load_config, trainer_config
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.report import final_table, mean_change_band, paired_change
-from vlthinker.train.run import grpo_arguments, prompt_config_for
-from vlthinker.train.trainer import G2RPOTrainer, MethodSettings, minibatch_token_normalizers
+from vlthinker.train.run import prompt_config_for
+from vlthinker.train.trainer import G2RPOTrainer, minibatch_token_normalizers
 
 WEIGHTS = [0.8, 0.1, 0.1]
 
@@ -224,8 +224,8 @@ class _FakeFilteringTrainer:
     def __init__(self, script: list[list[float]], max_resample: int) -> None:
         self.script = script  # accuracy of each rollout, per generation call
         self.calls = 0
-        self.method = MethodSettings(
-            online_filter=(0.01, 0.99), max_resample=max_resample, task_names=("a",)
+        self.args = SimpleNamespace(
+            online_filter=[0.01, 0.99], max_resample=max_resample, task_names=["a"], seed=0
         )
         self.accelerator = SimpleNamespace(process_index=0, num_processes=1, device="cpu")
         self.processing_class = SimpleNamespace(tokenizer=SimpleNamespace(pad_token_id=0))
@@ -307,9 +307,7 @@ def test_rollout_reuse_maps_to_trl_steps_per_generation_and_the_token_mean():
             "algorithm.num_iterations=2",
         ],
     )
-    tokenizer = SimpleNamespace(convert_tokens_to_ids=lambda token: -1, unk_token_id=None)
-    processor = SimpleNamespace(tokenizer=tokenizer)
-    args = grpo_arguments(config, Path("/tmp/unused"), processor)
+    args = trainer_config(config, Path("/tmp/unused"), world_size=1)
     assert (args.gradient_accumulation_steps, args.steps_per_generation) == (2, 6)
     assert args.num_iterations == 2 and args.loss_type == "dapo"
     with pytest.raises(ValueError, match="updates_per_generation"):

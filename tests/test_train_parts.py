@@ -10,16 +10,26 @@ import torch
 
 from vlthinker.algorithms import g2rpo_advantages, grpo_advantages
 from vlthinker.train.report import UNPAIRED_NOTE, change_band, final_table
-from vlthinker.train.rewards import RewardComponents
+from vlthinker.train.rewards import (
+    COMPONENTS,
+    GATE,
+    RewardComponent,
+    RewardComponents,
+    component_names,
+    effective_weights,
+)
 from vlthinker.train.run_folder import latest_complete_checkpoint, truncate_metrics
 from vlthinker.train.trainer import (
-    MethodSettings,
     batch_advantages,
     check_layout,
     layout_group_ids,
     per_task_means,
+    reward_metric_keys,
+    reward_summary,
     tied_group_share,
 )
+
+WEIGHTS = [0.8, 0.1, 0.1]
 
 
 def test_batch_advantages_are_multi_component_g2rpo_of_the_gathered_rewards():
@@ -27,19 +37,29 @@ def test_batch_advantages_are_multi_component_g2rpo_of_the_gathered_rewards():
     rewards = torch.rand(24, 3, generator=generator, dtype=torch.float64).round(decimals=1)
     groups = layout_group_ids(24, 4)
     stage2 = torch.tensor([0, 1, 0, 1, 1, 0]).repeat_interleave(4)
-    settings = MethodSettings(reward_weights=(0.8, 0.1, 0.1))
-    got = batch_advantages(rewards, groups, stage2, settings)
-    want = g2rpo_advantages(rewards, groups, stage2, weights=[0.8, 0.1, 0.1])
+    got = batch_advantages(rewards, groups, stage2, estimator="g2rpo", weights=WEIGHTS, options={})
+    want = g2rpo_advantages(rewards, groups, stage2, weights=WEIGHTS)
     assert torch.equal(got, want)
     # a baseline sees the weighted sum of the components
-    grpo = batch_advantages(rewards, groups, stage2, MethodSettings(estimator="grpo"))
-    weighted = (rewards * torch.tensor([0.8, 0.1, 0.1], dtype=torch.float64)).sum(dim=1)
+    grpo = batch_advantages(rewards, groups, stage2, estimator="grpo", weights=WEIGHTS, options={})
+    weighted = (rewards * torch.tensor(WEIGHTS, dtype=torch.float64)).sum(dim=1)
     assert torch.allclose(grpo, grpo_advantages(weighted, groups))
+    # the estimator's own options reach it
+    flat = batch_advantages(
+        rewards, groups, stage2, estimator="g2rpo", weights=WEIGHTS, options={"per_task": False}
+    )
+    assert torch.equal(
+        flat, g2rpo_advantages(rewards, groups, stage2, weights=WEIGHTS, per_task=False)
+    )
+    assert not torch.equal(flat, got)
 
 
 def test_unscorable_rewards_count_as_zero_not_nan():
     rewards = torch.tensor([[1.0, 1.0, 1.0], [float("nan")] * 3, [0.0, 1.0, 1.0], [0.0] * 3])
-    advantages = batch_advantages(rewards, layout_group_ids(4, 4), torch.zeros(4), MethodSettings())
+    advantages = batch_advantages(
+        rewards, layout_group_ids(4, 4), torch.zeros(4), estimator="g2rpo", weights=WEIGHTS,
+        options={},
+    )  # fmt: skip
     assert bool(torch.isfinite(advantages).all())
     assert float(advantages[0]) > 0 > float(advantages[1])
 
@@ -136,3 +156,45 @@ def test_reward_components_rescore_a_new_batch_in_the_same_list_object():
     completions[:] = ["<answer>3</answer>", "<answer>7</answer>"]  # same object, new content
     assert rewards.accuracy(None, completions, **columns) == [0.0, 1.0]
     assert rewards.format(None, completions, **columns) == [1.0, 1.0]
+
+
+def test_reward_components_are_declared_once_and_everything_derives_from_them():
+    assert component_names() == ("accuracy", "format", "length")
+    assert [c.weight for c in COMPONENTS] == WEIGHTS
+    assert GATE == 0 and COMPONENTS[GATE].role == "gate"
+    # the bound functions TRL names its rewards/<name>/mean metrics by
+    functions = RewardComponents(None).functions()
+    assert [f.__name__ for f in functions] == list(component_names())
+    # a component switched off by its shaping flag weighs 0; the others keep theirs
+    assert effective_weights(WEIGHTS, {"length": False}) == [0.8, 0.1, 0.0]
+    assert effective_weights([1, 2, 3], {"length": True}) == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="2 reward weights for 3 components"):
+        effective_weights([1.0, 2.0], {"length": True})
+    with pytest.raises(ValueError, match="a function of that name"):
+        RewardComponent("speed", RewardComponents.format, 0.1, "shaping")
+
+
+def test_length_switched_off_scores_every_completion_1():
+    columns = {"task_index": [0, 0]}
+    off = RewardComponents(None)
+    assert off.length(None, ["a", "b"], completion_ids=[[1] * 5, [1] * 90], **columns) == [1, 1]
+    on = RewardComponents([[0.0, 0.0, 10.0, 20.0]])
+    assert on.length(None, ["a", "b"], completion_ids=[[1] * 5, [1] * 90], **columns) == [1, 0]
+
+
+def test_reward_summary_is_trls_reward_of_the_weighted_components():
+    # two groups of two rollouts; the second row is unscored (NaN everywhere)
+    nan = float("nan")
+    rewards = torch.tensor([[1.0, 1.0, 0.5], [nan, nan, nan], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+    summary = reward_summary(rewards, torch.tensor(WEIGHTS), 2, component_names())
+    assert list(summary) == reward_metric_keys(component_names())
+    assert summary["rewards/accuracy/mean"] == pytest.approx(1 / 3)
+    assert summary["rewards/length/mean"] == pytest.approx(2.5 / 3)
+    weighted = [0.8 + 0.1 + 0.05, 0.2, 0.2]  # the scored rows
+    assert summary["reward"] == pytest.approx(sum(weighted) / 3)
+    means = [summary[f"rewards/{name}/mean"] for name in component_names()]
+    assert summary["reward"] == pytest.approx(
+        sum(w * m for w, m in zip(WEIGHTS, means, strict=True))
+    )
+    assert summary["reward_std"] == pytest.approx(float(torch.tensor(weighted).std()))
+    assert summary["frac_reward_zero_std"] == 0.5  # group 2 is tied, group 1 has one value

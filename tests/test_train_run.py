@@ -71,6 +71,7 @@ def test_two_steps_write_metrics_checkpoints_plots_and_the_table(
     for metric in ("accuracy", "format", "length", "reward", "length_tokens", "entropy",
                    "advantage_mean", "advantage_std", "tied_group_share", "clip_frac"):  # fmt: skip
         assert f"{task}/{metric}" in entry
+    assert_one_reward_and_advantage(steps, weights=[0.8, 0.1, 0.1])
     validation = [e for e in metrics if e["split"] == "validation"]
     assert [e["step"] for e in validation] == [0, 2]
     assert all(f"{t}/accuracy" in validation[0] for t in TASKS)
@@ -85,6 +86,21 @@ def test_two_steps_write_metrics_checkpoints_plots_and_the_table(
     assert latest_complete_checkpoint(run).step == 2
     model = AutoModelForImageTextToText.from_pretrained(run / "final")  # plain transformers
     assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+
+
+def assert_one_reward_and_advantage(steps: list[dict], weights: list[float]) -> None:
+    """TRL's logged reward is the weighted sum of its per-component means (TRL was given the
+    weights), and the only advantages logged are the trained ones, per task."""
+    for entry in steps:
+        means = [entry[f"rewards/{name}/mean"] for name in ("accuracy", "format", "length")]
+        weighted = sum(w * m for w, m in zip(weights, means, strict=True))
+        assert entry["reward"] == pytest.approx(weighted, abs=1e-6)
+        assert entry["reward"] != pytest.approx(sum(means), abs=1e-3)  # not the plain sum
+        advantages = [k for k in entry if "advantage" in k]
+        assert advantages and all(
+            k.split("/")[0] in TASKS and k.split("/")[1] in ("advantage_mean", "advantage_std")
+            for k in advantages
+        )
 
 
 def _batches(run: Path) -> list[list[str]]:
@@ -183,20 +199,23 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
         return Result([Prediction(draw), Prediction(draw)])
 
     monkeypatch.setattr(vlthinker.evaluation, "evaluate_records", fake_evaluate)
+    settings = SimpleNamespace(
+        output_dir=str(tmp_path),
+        validation_steps=1,
+        validation_batch_size=1,
+        max_completion_length=8,
+        validation_temperature=1.0,
+        validation_top_p=0.95,
+        validation_seed=5,
+        validation_samples=2,
+        report_to=[],
+        disable_tqdm=True,
+    )
     callback = ValidationCallback(
         processor=None,
         records=[SimpleNamespace(task="math")],
         prompt_config=PromptConfig(),
-        output_dir=tmp_path,
-        every=1,
-        batch_size=1,
-        max_new_tokens=8,
-        temperature=1.0,
-        top_p=0.95,
-        seed=5,
-        tensorboard=False,
-        progress=False,
-        samples=2,
+        args=settings,
     )
     model = torch.nn.Linear(1, 1)
     torch.manual_seed(123)
@@ -205,7 +224,7 @@ def test_sampled_validation_repeats_its_stream_and_leaves_training_rng_alone(
     callback._validate(model, 0, state)
     callback._validate(model, 1, state)
     assert torch.equal(torch.random.get_rng_state(), before)  # training draws are unchanged
-    callback.seed = 6
+    settings.validation_seed = 6
     callback._validate(model, 2, state)
     draws = [entry["math/accuracy"] for entry in callback.history(tmp_path)]
     assert draws[0] == draws[1] != draws[2]  # same stream every pass; the seed drives it
@@ -250,3 +269,6 @@ def test_online_filter_refills_and_pads_real_generation_batches(small_model_dir:
     assert steps[0]["filter/padded_groups"] == 6.0  # every prompt of the step
     assert steps[0]["filter/resampled_rollouts"] == 24.0  # one refill round of 6 prompts × 4
     assert all(m.get(f"{t}/filter_dropped_share", 1.0) == 1.0 for m in steps for t in TASKS)
+    # Every row is padding (masked out of the loss): no reward or advantage is logged as trained,
+    # neither TRL's (of the generation calls) nor ours.
+    assert not [k for k in steps[0] if k.startswith("reward") or "advantage" in k]

@@ -10,7 +10,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather, gather_object
 
-from vlthinker.train.trainer import MethodSettings, distributed_advantages
+from vlthinker.train.trainer import distributed_advantages
 
 
 def fixed_batch(prompts: int = 8, generations: int = 4):
@@ -39,9 +39,14 @@ def main(out_path: str) -> None:
         accelerator.process_index * per_process, (accelerator.process_index + 1) * per_process
     )
     gathered = gather(rewards[local])  # what TRL's _calculate_rewards returns
-    settings = MethodSettings(task_names=("a", "b", "c"), reward_weights=(0.8, 0.1, 0.1))
     batch = distributed_advantages(
-        accelerator.process_index, gathered, inputs[local], generations, settings
+        accelerator.process_index,
+        gathered,
+        inputs[local],
+        generations,
+        estimator="g2rpo",
+        weights=[0.8, 0.1, 0.1],
+        options={},
     )
     pieces = gather_object(batch.local_advantages.tolist())
     if accelerator.is_main_process:

@@ -10,18 +10,28 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vlthinker.train.config import RunConfig, load_config
-    from vlthinker.train.trainer import G2RPOTrainer, MethodSettings, batch_advantages
+    from vlthinker.train.config import RunConfig, load_config, load_sections, trainer_config
+    from vlthinker.train.trainer import G2RPOConfig, G2RPOTrainer, batch_advantages
 
 _LAZY = {
     "RunConfig": "vlthinker.train.config",
     "load_config": "vlthinker.train.config",
+    "load_sections": "vlthinker.train.config",
+    "trainer_config": "vlthinker.train.config",
+    "G2RPOConfig": "vlthinker.train.trainer",
     "G2RPOTrainer": "vlthinker.train.trainer",
-    "MethodSettings": "vlthinker.train.trainer",
     "batch_advantages": "vlthinker.train.trainer",
 }
 
-__all__ = ["G2RPOTrainer", "MethodSettings", "RunConfig", "batch_advantages", "load_config"]
+__all__ = [
+    "G2RPOConfig",
+    "G2RPOTrainer",
+    "RunConfig",
+    "batch_advantages",
+    "load_config",
+    "load_sections",
+    "trainer_config",
+]
 
 
 def __getattr__(name: str) -> Any:

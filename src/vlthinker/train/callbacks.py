@@ -97,54 +97,35 @@ class CompactLogCallback(TrainerCallback):
 
 
 class ValidationCallback(TrainerCallback):
-    """Per-task validation before training, every ``every`` steps and at the end.
+    """Per-task validation before training, every ``args.validation_steps`` steps and at the end.
 
-    Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses. Sampled
-    validation (``temperature`` > 0) draws from its own generator reseeded with ``seed`` at every
-    pass: each pass sees the same random stream (so passes differ by the model, not by the
-    draws — item-level sampling noise remains) and the training run's random state is left as it
-    was (so resume stays exact).
+    Its settings are the trainer's arguments (a :class:`~vlthinker.train.trainer.G2RPOConfig`):
+    ``validation_*``, ``max_completion_length``, ``output_dir``, ``report_to`` (TensorBoard) and
+    ``disable_tqdm``. Scores with ``vlthinker.evaluation`` — the same code `vlthinker eval` uses.
+    Sampled validation (``validation_temperature`` > 0) draws from its own generator reseeded with
+    ``validation_seed`` at every pass: each pass sees the same random stream (so passes differ by
+    the model, not by the draws — item-level sampling noise remains) and the training run's random
+    state is left as it was (so resume stays exact).
 
-    Each item is answered ``samples`` times and scored by the mean, so a task's accuracy is its
-    items' expected accuracy under the sampling policy. Every pass's per-item scores go to
-    ``validation_items.jsonl``, from which the final table's paired bands are computed.
+    Each item is answered ``validation_samples`` times and scored by the mean, so a task's
+    accuracy is its items' expected accuracy under the sampling policy. Every pass's per-item
+    scores go to ``validation_items.jsonl``, from which the final table's paired bands are
+    computed.
     """
 
     def __init__(
-        self,
-        *,
-        processor: Any,
-        records: list[Record],
-        prompt_config: PromptConfig,
-        output_dir: Path,
-        every: int,
-        batch_size: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int,
-        tensorboard: bool,
-        samples: int = 1,
-        progress: bool,
+        self, *, processor: Any, records: list[Record], prompt_config: PromptConfig, args: Any
     ) -> None:
         self.processor = processor
         # Grouped by task (stable), so a generation batch holds answers of one length range and
         # stops at its own longest instead of running every batch to the reasoning tasks' length.
         self.records = sorted(records, key=lambda record: record.task)
         self.prompt_config = prompt_config
-        self.output_dir = output_dir
-        self.every = every
-        self.batch_size = batch_size
-        self.max_new_tokens = max_new_tokens
-        self.temperature = temperature
-        self.top_p = top_p
-        self.seed = seed
-        self.samples = samples
-        self.tensorboard = tensorboard
-        self.progress = progress
+        self.args = args
+        self.output_dir = Path(args.output_dir)
         self._writer = None
         self._done: set[int] = {
-            e["step"] for e in read_metrics(output_dir) if e.get("split") == "validation"
+            e["step"] for e in read_metrics(self.output_dir) if e.get("split") == "validation"
         }
 
     def _validate(self, model: Any, step: int, state) -> None:
@@ -153,20 +134,21 @@ class ValidationCallback(TrainerCallback):
         from vlthinker.evaluation import evaluate_records
         from vlthinker.evaluation.table import task_means
 
+        args = self.args
         was_training = model.training
         model.eval()
         with torch.random.fork_rng():
-            torch.manual_seed(self.seed)
+            torch.manual_seed(args.validation_seed)
             result = evaluate_records(
                 model,
                 self.processor,
-                list(self.records) * self.samples,
-                batch_size=self.batch_size,
-                max_new_tokens=self.max_new_tokens,
-                temperature=self.temperature,
-                top_p=self.top_p,
+                list(self.records) * args.validation_samples,
+                batch_size=args.validation_batch_size,
+                max_new_tokens=args.max_completion_length,
+                temperature=args.validation_temperature,
+                top_p=args.validation_top_p,
                 prompt_config=self.prompt_config,
-                progress=self.progress,
+                progress=not args.disable_tqdm,
             )
         if was_training:
             model.train()
@@ -184,7 +166,7 @@ class ValidationCallback(TrainerCallback):
             step,
             {f"#{i}": (row["task"], row["accuracy"]) for i, row in enumerate(items)},
         )
-        if self.tensorboard:
+        if "tensorboard" in args.report_to:
             self._log_tensorboard(entry, step)
 
     def _log_tensorboard(self, entry: dict[str, Any], step: int) -> None:
@@ -198,13 +180,14 @@ class ValidationCallback(TrainerCallback):
         self._writer.flush()
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        # The pass before training; a resumed run keeps its schedule (every ``every`` steps and
+        # The pass before training; a resumed run keeps its schedule (every validation_steps and
         # the end), so the step it resumes at is not validated again.
         if state.global_step == 0:
             self._validate(model, state.global_step, state)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every > 0 and state.global_step % self.every == 0:
+        every = self.args.validation_steps
+        if every > 0 and state.global_step % every == 0:
             self._validate(model, state.global_step, state)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):

@@ -1,7 +1,14 @@
 """Run configuration: one YAML file, dataclass-backed sections, ``key.sub=value`` overrides.
 
 Every value is checked against its field's type when loaded; a wrong key or value fails with a
-message naming the full key (``algorithm.clip_high``), never silently.
+message naming the full key (``algorithm.clip_high``), never silently. :func:`load_sections` reads
+any such file into any sectioned dataclass (``vlthinker train`` and ``vlthinker sft`` use it).
+
+The training run's sections are a thin front for :class:`~vlthinker.train.trainer.G2RPOConfig`
+(TRL's ``GRPOConfig`` plus the method's fields): :func:`trainer_config` turns a validated
+:class:`RunConfig` into that one object, which the trainer, its reward functions and its
+validation callback all read. Only the model and data settings, which are not trainer arguments,
+are read from :class:`RunConfig` itself.
 """
 
 from __future__ import annotations
@@ -9,15 +16,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 
-TASKS = ("math", "chart", "ocr", "grounding", "spatial", "vqa")
+from vlthinker.data.records import TASKS
+
+if TYPE_CHECKING:
+    from vlthinker.train.trainer import G2RPOConfig
+
+SectionsT = TypeVar("SectionsT")
 
 
 class ConfigError(ValueError):
@@ -70,9 +84,31 @@ class RolloutConfig:
     max_resample: int = 20
 
 
+def _default_reward_weights() -> list[float]:
+    from vlthinker.train.rewards import default_weights  # torch: loaded when a run is built
+
+    return default_weights()
+
+
+#: ``algorithm`` keys that set the estimator option of the same name: shorthands of
+#: ``algorithm.estimator_options.<name>``, with the recipe's defaults. Each reaches the estimator
+#: only if it takes that option (G²RPO takes all five).
+OPTION_SHORTHANDS = (
+    "tie_atol",
+    "per_task",
+    "keep_tied_groups",
+    "stage2_min_groups",
+    "multi_component",
+)
+
+
 @dataclass
 class AlgorithmConfig:
-    estimator: Literal["g2rpo", "grpo", "dr_grpo", "rloo"] = "g2rpo"
+    # A name registered in vlthinker.algorithms.ESTIMATORS (g2rpo, grpo, dr_grpo, rloo, or one a
+    # user registered before loading the config).
+    estimator: str = "g2rpo"
+    # Any keyword option of the estimator by name, checked against its type (estimator_options()).
+    estimator_options: dict[str, Any] = field(default_factory=dict)
     tie_atol: float = 1e-6
     per_task: bool = True  # G²RPO stage 2 on/off (the ablation)
     keep_tied_groups: bool = False  # the reference code's stage 2 (method.md §2)
@@ -80,8 +116,9 @@ class AlgorithmConfig:
     # batch keeps its stage-1 advantages; 0 ranks every pool, however small (the reference).
     stage2_min_groups: int = 8
     multi_component: bool = True  # rank accuracy / format / length separately (method.md §2)
-    # Reward weights for accuracy, format, length: 0.8 / 0.1 / 0.1 (method.md §4).
-    reward_weights: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    # One weight per reward component (vlthinker.train.rewards.COMPONENTS): accuracy, format,
+    # length, 0.8 / 0.1 / 0.1 by default (method.md §4).
+    reward_weights: list[float] = field(default_factory=_default_reward_weights)
     loss_aggregation: Literal["token", "seq"] = "token"
     clip_low: float = 0.2
     clip_high: float = 0.3
@@ -304,8 +341,9 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """The run config from a YAML file (or the defaults) plus ``key.sub=value`` overrides."""
+def read_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """The YAML file's mapping of sections (empty without a file), a key given twice refused,
+    with every ``key.sub=value`` override set on it."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -321,11 +359,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for override in overrides or []:
         key, value = parse_override(override)
         _set_path(tree, key, value)
+    return tree
+
+
+def load_sections(
+    cls: type[SectionsT], path: str | Path | None = None, overrides: list[str] | None = None
+) -> SectionsT:
+    """Dataclass ``cls`` (whose fields are dataclass sections) from a YAML file, or its defaults,
+    plus ``key.sub=value`` overrides: every key and value type-checked, errors naming the key
+    (prefixed with the file when one was read). Range checks are the caller's."""
+    tree = read_tree(path, overrides)
     try:
-        config = build_dataclass(RunConfig, tree)
+        return build_dataclass(cls, tree)
     except ConfigError as error:
         source = f"{path}: " if path is not None else ""
         raise ConfigError(f"{source}{error}") from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """The run config from a YAML file (or the defaults) plus ``key.sub=value`` overrides."""
+    config = load_sections(RunConfig, path, overrides)
     validate(config)
     return config
 
@@ -334,6 +387,9 @@ def validate(config: RunConfig) -> None:
     """Range checks that types alone cannot express. Each message starts with its key, which the
     raised :class:`ConfigError` also carries as ``key`` (so a caller can name where the value came
     from: a command-line override or the file)."""
+    from vlthinker.train.rewards import component_names
+
+    components = component_names()
     checks: list[tuple[bool, str]] = [
         (config.rollout.num_generations >= 2, "rollout.num_generations must be ≥ 2"),
         (config.rollout.max_new_tokens >= 1, "rollout.max_new_tokens must be ≥ 1"),
@@ -345,7 +401,10 @@ def validate(config: RunConfig) -> None:
             config.algorithm.dual_clip is None or config.algorithm.dual_clip > 1,
             "algorithm.dual_clip must be > 1 or null",
         ),
-        (len(config.algorithm.reward_weights) == 3, "algorithm.reward_weights needs 3 numbers"),
+        (
+            len(config.algorithm.reward_weights) == len(components),
+            f"algorithm.reward_weights needs {len(components)} numbers ({', '.join(components)})",
+        ),
         (config.algorithm.tie_atol >= 0, "algorithm.tie_atol must be ≥ 0"),
         (config.training.max_steps >= 1, "training.max_steps must be ≥ 1"),
         (config.training.prompts_per_step >= 1, "training.prompts_per_step must be ≥ 1"),
@@ -387,6 +446,7 @@ def validate(config: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             _fail(f"{message}; got {_value_of(config, message.split(' ', 1)[0])!r}")
+    estimator_settings(config.algorithm)
     rollouts = config.training.prompts_per_step * config.rollout.num_generations
     if rollouts % config.training.per_device_batch_size:
         _fail(
@@ -426,3 +486,179 @@ def _fail(message: str) -> typing.NoReturn:
 
 def dump_config(config: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+# ------------------------------------------------------------------ estimator and its options
+def estimator_settings(algorithm: AlgorithmConfig) -> dict[str, Any]:
+    """The options the configured estimator is called with, checked against the ones it declares
+    (:func:`vlthinker.algorithms.estimator_options`: its typed keyword parameters).
+
+    Rules: ``algorithm.estimator`` must be registered; each :data:`OPTION_SHORTHANDS` key reaches
+    the estimator when it takes that option; ``algorithm.estimator_options`` may set any other of
+    its options, each coerced to the option's type; an estimator with a ``gate_component`` option
+    gets the reward's gate column unless the config sets it. A shorthand set through
+    ``estimator_options`` is refused, so every option has exactly one key.
+    """
+    from vlthinker.algorithms import estimator_options
+    from vlthinker.registry import UnknownNameError
+    from vlthinker.train.rewards import GATE
+
+    try:
+        known = estimator_options(algorithm.estimator)
+    except UnknownNameError as error:
+        _fail(f"algorithm.estimator: {error}")
+    options = {name: getattr(algorithm, name) for name in OPTION_SHORTHANDS if name in known}
+    if "gate_component" in known:
+        options["gate_component"] = GATE
+    for name, value in algorithm.estimator_options.items():
+        key = f"algorithm.estimator_options.{name}"
+        if name in OPTION_SHORTHANDS:
+            _fail(f"{key}: set it as algorithm.{name}")
+        if name not in known:
+            own = sorted(set(known) - set(OPTION_SHORTHANDS))
+            shorthands = [f"algorithm.{n}" for n in OPTION_SHORTHANDS if n in known]
+            _fail(
+                f"{key}: advantage estimator {algorithm.estimator!r} has no option {name!r}; "
+                f"its options here: {', '.join(own) or 'none'}"
+                + (f" (and {', '.join(shorthands)})" if shorthands else "")
+            )
+        options[name] = _coerce(value, known[name][0], key)
+    return options
+
+
+# ------------------------------------------------------------------ the trainer's arguments
+def length_envelopes(config: RunConfig) -> list[list[float]] | None:
+    """Per task of ``data.tasks``, its trapezoid ``[a, b, c, d]`` (tokens): ``shaping.tasks.<t>.
+    length`` as given, or a ``[L_min, L_max]`` range widened by ``shaping.length_slack``; a task
+    without one scores 1 at any length. None when ``shaping.length`` is off."""
+    from vlthinker.algorithms import length_envelope
+
+    if not config.shaping.length:
+        return None
+    envelopes = []
+    for task in config.data.tasks:
+        shaping = config.shaping.tasks.get(task)
+        points = shaping.length if shaping and shaping.length else None
+        if points is None:
+            envelopes.append([0.0, 0.0, math.inf, math.inf])
+        elif len(points) == 2:
+            slack = config.shaping.length_slack
+            envelopes.append(list(length_envelope(points[0], points[1], slack)))
+        else:
+            envelopes.append(list(points))
+    return envelopes
+
+
+def entropy_bands(config: RunConfig) -> list[list[float]] | None:
+    """Per task of ``data.tasks``, its entropy band ``[H_low, H_high]`` (no band: ``[0, inf]``);
+    None when ``shaping.entropy`` is off."""
+    if not config.shaping.entropy:
+        return None
+    bands = []
+    for task in config.data.tasks:
+        shaping = config.shaping.tasks.get(task)
+        band = shaping.entropy_band if shaping and shaping.entropy_band else None
+        bands.append(list(band) if band else [0.0, math.inf])
+    return bands
+
+
+def trainer_config(
+    config: RunConfig,
+    output_dir: str | Path,
+    *,
+    bad_words_ids: list[list[int]] | None = None,
+    world_size: int | None = None,
+) -> G2RPOConfig:
+    """The one :class:`~vlthinker.train.trainer.G2RPOConfig` of a run: every trainer argument of
+    the ``rollout``, ``algorithm``, ``shaping``, ``training`` and ``logging`` sections.
+
+    ``output_dir`` is the run folder (a resumed run's own); ``bad_words_ids`` are token ids
+    generation must never produce (the vision placeholders); ``world_size`` is the number of
+    processes (default: ``$WORLD_SIZE``, else 1). Raises ``ValueError`` when the rollouts of a
+    step do not split evenly into the processes' micro-batches.
+    """
+    import torch
+
+    from vlthinker.train.rewards import effective_weights
+    from vlthinker.train.trainer import G2RPOConfig
+
+    training, rollout, algorithm, shaping = (
+        config.training,
+        config.rollout,
+        config.algorithm,
+        config.shaping,
+    )
+    world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+    per_process = training.prompts_per_step * rollout.num_generations // world
+    if per_process % training.per_device_batch_size:
+        raise ValueError(
+            f"training.per_device_batch_size ({training.per_device_batch_size}) must divide the "
+            f"{per_process} rollouts each of {world} process(es) handles per step"
+        )
+    accumulation = per_process // training.per_device_batch_size
+    sampled = training.eval_temperature > 0
+    return G2RPOConfig(
+        output_dir=str(output_dir),
+        # the method
+        estimator=algorithm.estimator,
+        estimator_options=estimator_settings(algorithm),
+        reward_weights=effective_weights(algorithm.reward_weights, {"length": shaping.length}),
+        task_names=list(config.data.tasks),
+        length_envelopes=length_envelopes(config),
+        entropy_bands=entropy_bands(config),
+        entropy_band_coef=shaping.entropy_coef if shaping.entropy else 0.0,
+        entropy_estimate=shaping.entropy_estimate,
+        online_filter=list(rollout.online_filter) if rollout.online_filter else None,
+        max_resample=rollout.max_resample,
+        task_gradient_norms=config.logging.task_gradient_norms,
+        validation_steps=training.eval_steps,
+        validation_batch_size=training.eval_batch_size,
+        validation_temperature=training.eval_temperature,
+        validation_top_p=training.eval_top_p,
+        validation_seed=training.eval_seed,
+        validation_samples=training.eval_samples if sampled else 1,  # greedy: one answer
+        # TRL's rollout and optimisation
+        max_steps=training.max_steps,
+        per_device_train_batch_size=training.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=accumulation * training.updates_per_generation,
+        num_generations=rollout.num_generations,
+        max_completion_length=rollout.max_new_tokens,
+        vllm_max_model_length=rollout.max_model_length,
+        temperature=rollout.temperature,
+        top_p=rollout.top_p,
+        generation_kwargs={"bad_words_ids": bad_words_ids} if bad_words_ids else None,
+        use_vllm=rollout.use_vllm,
+        vllm_mode=rollout.vllm_mode,
+        vllm_gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
+        learning_rate=training.learning_rate,
+        weight_decay=training.weight_decay,
+        warmup_steps=training.warmup_steps,
+        lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (method.md §8)
+        max_grad_norm=training.max_grad_norm,
+        # token: mean over every token of the optimiser step's mini-batch — TRL's "dapo"
+        # normalisation, made exact per step by G2RPOTrainer; seq: per sequence ("grpo").
+        loss_type="dapo" if algorithm.loss_aggregation == "token" else "grpo",
+        epsilon=algorithm.clip_low,
+        epsilon_high=algorithm.clip_high,
+        delta=algorithm.dual_clip,  # TRL's ratio cap = dual clip for A < 0 (see test_trl_contract)
+        beta=algorithm.kl_coef,
+        num_iterations=algorithm.num_iterations,
+        seed=training.seed,  # also seeds the online filter's fresh prompts
+        data_seed=training.seed,
+        bf16=training.bf16,
+        gradient_checkpointing=training.gradient_checkpointing,
+        use_cpu=training.use_cpu or not torch.cuda.is_available(),
+        deepspeed=training.deepspeed,
+        fsdp=training.fsdp,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        save_total_limit=training.save_total_limit,
+        logging_steps=config.logging.logging_steps,
+        report_to=config.logging.report_to,
+        disable_tqdm=not config.logging.progress,
+        log_completions=False,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        eval_strategy="no",  # validation is ValidationCallback's, on validation_* above
+    )

@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import PrinterCallback, ProgressCallback
-from trl import GRPOConfig
 
-from vlthinker.algorithms import estimator_options, length_envelope
 from vlthinker.data import PromptConfig, Record, load_records, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
 from vlthinker.train.callbacks import (
@@ -23,7 +21,13 @@ from vlthinker.train.callbacks import (
     MetricsFileCallback,
     ValidationCallback,
 )
-from vlthinker.train.config import ConfigError, RunConfig, dump_config, load_config
+from vlthinker.train.config import (
+    ConfigError,
+    RunConfig,
+    dump_config,
+    load_config,
+    trainer_config,
+)
 from vlthinker.train.dataset import training_rows
 from vlthinker.train.report import final_table, write_plots
 from vlthinker.train.rewards import RewardComponents
@@ -46,7 +50,7 @@ from vlthinker.train.run_folder import (
     run_contents,
     truncate_metrics,
 )
-from vlthinker.train.trainer import G2RPOTrainer, MethodSettings
+from vlthinker.train.trainer import G2RPOConfig, G2RPOTrainer
 
 if TYPE_CHECKING:
     from vlthinker.data.readers import LoadReport
@@ -152,90 +156,14 @@ def load_data(config: RunConfig) -> tuple[list[Record], list[Record]]:
     return kept["train"], kept["validation"]
 
 
-def task_tensors(config: RunConfig, tasks: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task length envelopes ``[T, 4]`` and entropy bands ``[T, 2]`` from the config."""
-    envelopes, bands = [], []
-    for task in tasks:
-        shaping = config.shaping.tasks.get(task)
-        points = shaping.length if shaping and shaping.length else None
-        if points is None:
-            envelopes.append((0.0, 0.0, float("inf"), float("inf")))
-        elif len(points) == 2:
-            envelopes.append(length_envelope(points[0], points[1], config.shaping.length_slack))
-        else:
-            envelopes.append(tuple(points))
-        band = shaping.entropy_band if shaping and shaping.entropy_band else None
-        bands.append(tuple(band) if band else (0.0, float("inf")))
-    return torch.tensor(envelopes, dtype=torch.float64), torch.tensor(bands, dtype=torch.float32)
-
-
-def options_for(config: RunConfig) -> dict[str, Any]:
-    """The configured estimator's own options from the ``algorithm`` section."""
-    algorithm = config.algorithm
-    known = estimator_options(algorithm.estimator)
-    return {name: getattr(algorithm, name) for name in known if hasattr(algorithm, name)}
-
-
-def grpo_arguments(config: RunConfig, output_dir: Path, processor: Any) -> GRPOConfig:
-    training, rollout, algorithm = config.training, config.rollout, config.algorithm
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rollouts = training.prompts_per_step * rollout.num_generations
-    per_process = rollouts // world
-    if per_process % training.per_device_batch_size:
-        raise ValueError(
-            f"training.per_device_batch_size ({training.per_device_batch_size}) must divide the "
-            f"{per_process} rollouts each of {world} process(es) handles per step"
-        )
-    accumulation = per_process // training.per_device_batch_size
+def run_arguments(config: RunConfig, output_dir: Path, processor: Any) -> G2RPOConfig:
+    """The run's :class:`G2RPOConfig` (:func:`~vlthinker.train.config.trainer_config`), with
+    generation barred from the vision placeholder tokens and TensorBoard writing into the run
+    folder."""
     banned = [[token] for token in vision_token_ids(processor)]
     # transformers 5 takes TensorBoard's folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
-    return GRPOConfig(
-        output_dir=str(output_dir),
-        max_steps=training.max_steps,
-        per_device_train_batch_size=training.per_device_batch_size,
-        gradient_accumulation_steps=accumulation,
-        steps_per_generation=accumulation * training.updates_per_generation,
-        num_generations=rollout.num_generations,
-        max_completion_length=rollout.max_new_tokens,
-        vllm_max_model_length=rollout.max_model_length,
-        temperature=rollout.temperature,
-        top_p=rollout.top_p,
-        generation_kwargs={"bad_words_ids": banned} if banned else None,
-        use_vllm=rollout.use_vllm,
-        vllm_mode=rollout.vllm_mode,
-        vllm_gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
-        learning_rate=training.learning_rate,
-        weight_decay=training.weight_decay,
-        warmup_steps=training.warmup_steps,
-        lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (method.md §8)
-        max_grad_norm=training.max_grad_norm,
-        # token: mean over every token of the optimiser step's mini-batch — TRL's "dapo"
-        # normalisation, made exact per step by G2RPOTrainer; seq: per sequence ("grpo").
-        loss_type="dapo" if algorithm.loss_aggregation == "token" else "grpo",
-        epsilon=algorithm.clip_low,
-        epsilon_high=algorithm.clip_high,
-        delta=algorithm.dual_clip,  # TRL's ratio cap = dual clip for A < 0 (see test_trl_contract)
-        beta=algorithm.kl_coef,
-        num_iterations=algorithm.num_iterations,
-        seed=training.seed,
-        data_seed=training.seed,
-        bf16=training.bf16,
-        gradient_checkpointing=training.gradient_checkpointing,
-        use_cpu=training.use_cpu or not torch.cuda.is_available(),
-        deepspeed=training.deepspeed,
-        fsdp=training.fsdp,
-        save_strategy="steps",
-        save_steps=training.save_steps,
-        save_total_limit=training.save_total_limit,
-        logging_steps=config.logging.logging_steps,
-        report_to=config.logging.report_to,
-        disable_tqdm=not config.logging.progress,
-        log_completions=False,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        eval_strategy="no",
-    )
+    return trainer_config(config, output_dir, bad_words_ids=banned or None)
 
 
 def lora_config(config: RunConfig) -> Any:
@@ -292,48 +220,17 @@ def build_trainer(
     dataset = training_rows(
         train_records, prompt_config, task_index, stage2_index, config.data.stage2_key
     )
-
-    envelopes, bands = task_tensors(config, tasks)
-    rewards = RewardComponents(envelopes, length_enabled=config.shaping.length)
-    weights = list(config.algorithm.reward_weights)
-    if not config.shaping.length:
-        weights[2] = 0.0
-    method = MethodSettings(
-        estimator=config.algorithm.estimator,
-        estimator_options=options_for(config),
-        reward_weights=tuple(weights),
-        task_names=tuple(tasks),
-        stage2_names=tuple(stage2_names),
-        entropy_bands=bands if config.shaping.entropy else None,
-        entropy_coef=config.shaping.entropy_coef if config.shaping.entropy else 0.0,
-        entropy_estimate=config.shaping.entropy_estimate,
-        online_filter=tuple(config.rollout.online_filter) if config.rollout.online_filter else None,
-        max_resample=config.rollout.max_resample,
-        resample_seed=config.training.seed,
-        task_gradient_norms=config.logging.task_gradient_norms,
-    )
+    args = run_arguments(config, output_dir, processor)
+    rewards = RewardComponents(args.length_envelopes)
     validation = ValidationCallback(
-        processor=processor,
-        records=validation_records,
-        prompt_config=prompt_config,
-        output_dir=output_dir,
-        every=config.training.eval_steps,
-        batch_size=config.training.eval_batch_size,
-        max_new_tokens=config.rollout.max_new_tokens,
-        temperature=config.training.eval_temperature,
-        seed=config.training.eval_seed,
-        top_p=config.training.eval_top_p,
-        samples=config.training.eval_samples if config.training.eval_temperature > 0 else 1,
-        tensorboard="tensorboard" in config.logging.report_to,
-        progress=config.logging.progress,
+        processor=processor, records=validation_records, prompt_config=prompt_config, args=args
     )
     trainer = G2RPOTrainer(
         model=model,
         processing_class=processor,
         reward_funcs=rewards.functions(),
-        args=grpo_arguments(config, output_dir, processor),
+        args=args,
         train_dataset=dataset,
-        method=method,
         callbacks=[MetricsFileCallback(output_dir), validation],
         peft_config=lora_config(config),
     )

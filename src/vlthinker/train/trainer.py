@@ -1,4 +1,5 @@
-"""G²RPO on TRL: ``GRPOTrainer`` with the method's advantages and per-task entropy band.
+"""G²RPO on TRL: ``GRPOTrainer`` with the method's advantages and per-task entropy band, and
+``G2RPOConfig``, TRL's ``GRPOConfig`` with the method's fields.
 
 TRL computes advantages inline in ``_generate_and_score_completions`` with no hook, so the
 override is narrow: the gathered per-component rewards are captured in ``_calculate_rewards``,
@@ -11,41 +12,97 @@ TRL upgrade moves any of the pieces relied on here.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from accelerate.utils import gather, gather_object
-from trl import GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import nanstd
 
 from vlthinker.algorithms import compute_advantages, entropy_band_penalty
 from vlthinker.algorithms.segments import segment_count, segment_sum
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.gradient_equity import task_gradient_metrics
+from vlthinker.train.rewards import GATE, component_names, default_weights
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
-
-# The reward components, in the column order of TRL's rewards_per_func (see rewards.py).
-COMPONENTS = ("accuracy", "format", "length")
 
 
 @dataclass
-class MethodSettings:
-    """What the trainer adds to TRL: the estimator, its options and per-task shaping."""
+class G2RPOConfig(GRPOConfig):
+    """TRL's ``GRPOConfig`` plus what G²RPO adds: the advantage estimator and its options, the
+    per-task shaping, the online filter and the validation passes. ``reward_weights`` is TRL's own
+    field, so TRL's logged ``reward`` is the weighted reward the estimator sees; it defaults to the
+    reward components' weights (:data:`vlthinker.train.rewards.COMPONENTS`)."""
 
-    estimator: str = "g2rpo"
-    estimator_options: dict[str, Any] = field(default_factory=dict)
-    reward_weights: tuple[float, ...] = (0.8, 0.1, 0.1)
-    task_names: tuple[str, ...] = ()
-    stage2_names: tuple[str, ...] = ()
-    entropy_bands: torch.Tensor | None = None  # [T, 2]; None disables the band
-    entropy_coef: float = 0.0
-    entropy_estimate: str = "entropy"  # or "neg_logp" (the reference's estimate)
-    # Online filter (method.md §8): keep groups whose mean accuracy is strictly inside the band,
-    # resampling up to max_resample times to refill the batch; None keeps every group.
-    online_filter: tuple[float, float] | None = None
-    max_resample: int = 20
-    resample_seed: int = 0
-    task_gradient_norms: bool = False  # per-task policy-gradient norms (gradient_equity)
+    estimator: str = field(
+        default="g2rpo",
+        metadata={"help": "Advantage estimator registered in vlthinker.algorithms.ESTIMATORS."},
+    )
+    estimator_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "Keyword options of the estimator (see estimator_options(name))."},
+    )
+    reward_weights: list[float] | None = field(
+        default_factory=default_weights,
+        metadata={"help": "One weight per reward component, in vlthinker.train.rewards order."},
+    )
+    task_names: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Task of each task_index in the dataset, for per-task metrics."},
+    )
+    length_envelopes: list[list[float]] | None = field(
+        default=None,
+        metadata={"help": "Per task, the length score's trapezoid [a, b, c, d]; None: all 1."},
+    )
+    entropy_bands: list[list[float]] | None = field(
+        default=None,
+        metadata={"help": "Per task, the entropy band [H_low, H_high]; None: no band penalty."},
+    )
+    entropy_band_coef: float = field(
+        default=0.0, metadata={"help": "Weight of the entropy-band penalty (method.md §5)."}
+    )
+    entropy_estimate: str = field(
+        default="entropy",
+        metadata={"help": "Per-token estimate the band reads: 'entropy' or 'neg_logp'."},
+    )
+    online_filter: list[float] | None = field(
+        default=None,
+        metadata={"help": "[low, high]: keep groups whose mean accuracy is strictly inside."},
+    )
+    max_resample: int = field(
+        default=20, metadata={"help": "Fresh generation rounds to refill a filtered batch."}
+    )
+    task_gradient_norms: bool = field(
+        default=False, metadata={"help": "Log each task's share of the policy gradient."}
+    )
+    validation_steps: int = field(
+        default=10, metadata={"help": "Validate every N steps (0: before and after training)."}
+    )
+    validation_batch_size: int = field(default=48, metadata={"help": "Validation batch size."})
+    validation_temperature: float = field(
+        default=0.0, metadata={"help": "Validation sampling temperature (0: greedy)."}
+    )
+    validation_top_p: float = field(default=1.0, metadata={"help": "Validation nucleus."})
+    validation_seed: int = field(
+        default=0, metadata={"help": "Seed of sampled validation, the same at every pass."}
+    )
+    validation_samples: int = field(
+        default=1, metadata={"help": "Answers per validation item; an item scores their mean."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.log_completions:
+            # TRL's completion table would show the advantages it computes and G2RPOTrainer
+            # replaces, as if they had been trained on.
+            raise ValueError("G2RPOConfig: log_completions is not supported")
+        if self.entropy_estimate not in ("entropy", "neg_logp"):
+            raise ValueError(
+                f"G2RPOConfig: entropy_estimate must be 'entropy' or 'neg_logp', "
+                f"got {self.entropy_estimate!r}"
+            )
+        super().__post_init__()
 
 
 def minibatch_token_normalizers(
@@ -90,23 +147,20 @@ def batch_advantages(
     rewards: torch.Tensor,
     group_ids: torch.Tensor,
     stage2_ids: torch.Tensor,
-    settings: MethodSettings,
+    *,
+    estimator: str,
+    weights: Sequence[float],
+    options: Mapping[str, Any],
 ) -> torch.Tensor:
-    """Advantages of the whole gathered batch from the configured estimator.
+    """Advantages of the whole gathered batch from estimator ``estimator`` with its ``options``.
 
     Every estimator receives the ``[N, K]`` reward components and the weights: multi-component
     G²RPO ranks them separately inside each group (method.md §2), the others sum them first.
     """
-    weights = torch.tensor(settings.reward_weights, dtype=rewards.dtype)
+    # float64 weights from the Python numbers (TRL's own reward_weights tensor is float32).
+    weight = torch.tensor(list(weights), dtype=rewards.dtype)
     rewards = torch.nan_to_num(rewards, nan=0.0)  # an unscorable completion earns nothing
-    return compute_advantages(
-        settings.estimator,
-        rewards,
-        group_ids,
-        stage2_ids,
-        weights=weights,
-        **settings.estimator_options,
-    )
+    return compute_advantages(estimator, rewards, group_ids, stage2_ids, weights=weight, **options)
 
 
 def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int) -> torch.Tensor:
@@ -147,14 +201,18 @@ def distributed_advantages(
     gathered_rewards: torch.Tensor,
     local_inputs: list[dict[str, Any]],
     generations: int,
-    settings: MethodSettings,
+    *,
+    estimator: str,
+    weights: Sequence[float],
+    options: Mapping[str, Any],
 ) -> BatchAdvantages:
     """Advantages computed identically on every process from the full gathered batch.
 
     ``gathered_rewards`` is every process's ``[n, K]`` rewards concatenated in process order (TRL
     gathers them so); the task and stage-2 ids and record ids of the local inputs are gathered
     the same way, so each process slices out exactly the advantages one process would have
-    computed for its rollouts.
+    computed for its rollouts. ``estimator``, ``weights`` and ``options`` are
+    :func:`batch_advantages`'.
     """
     device = gathered_rewards.device
     local_tasks = torch.tensor([x["task_index"] for x in local_inputs], device=device)
@@ -165,7 +223,9 @@ def distributed_advantages(
     check_layout(record_ids, generations)
     group_ids = layout_group_ids(len(record_ids), generations)
     rewards = gathered_rewards.detach().cpu().to(torch.float64)
-    advantages = batch_advantages(rewards, group_ids, stage2_ids, settings)
+    advantages = batch_advantages(
+        rewards, group_ids, stage2_ids, estimator=estimator, weights=weights, options=options
+    )
     local = slice(process_index * len(local_inputs), (process_index + 1) * len(local_inputs))
     return BatchAdvantages(
         rewards, group_ids, task_ids, advantages, advantages[local], local_tasks.cpu(), record_ids
@@ -184,15 +244,48 @@ def check_layout(record_ids: list[str], generations: int) -> None:
             )
 
 
-class G2RPOTrainer(GRPOTrainer):
-    """TRL's ``GRPOTrainer`` with G²RPO advantages and the per-task entropy band."""
+def reward_metric_keys(names: Sequence[str]) -> list[str]:
+    """The reward metrics TRL logs at each generation call, for reward functions ``names``."""
+    per_function = [f"rewards/{name}/{stat}" for name in names for stat in ("mean", "std")]
+    return [*per_function, "reward", "reward_std", "frac_reward_zero_std"]
 
-    def __init__(self, *args: Any, method: MethodSettings, **kwargs: Any) -> None:
-        self.method = method
+
+def reward_summary(
+    rewards: torch.Tensor, weights: torch.Tensor, generations: int, names: Sequence[str]
+) -> dict[str, float]:
+    """TRL's reward metrics (:func:`reward_metric_keys`) of one batch of ``[N, K]`` rewards of
+    the functions ``names``, computed as TRL computes them (NaN marks an unscored completion):
+    each function's mean and std, and of the weighted reward its mean (``reward``), std
+    (``reward_std``) and the share of prompt groups in which it does not vary
+    (``frac_reward_zero_std``)."""
+    summary: dict[str, float] = {}
+    for name, column in zip(names, rewards.unbind(dim=1), strict=True):
+        summary[f"rewards/{name}/mean"] = torch.nanmean(column).item()
+        summary[f"rewards/{name}/std"] = nanstd(column).item()
+    weighted = (rewards * weights.to(rewards.device).unsqueeze(0)).nansum(dim=1)
+    weighted[torch.isnan(rewards).all(dim=1)] = torch.nan
+    group_std = nanstd(weighted.view(-1, generations), dim=1)
+    zero_std = torch.isclose(group_std, torch.zeros_like(group_std))
+    summary["reward"] = torch.nanmean(weighted).item()
+    summary["reward_std"] = nanstd(weighted).item()
+    summary["frac_reward_zero_std"] = zero_std.float().mean().item()
+    return summary
+
+
+class G2RPOTrainer(GRPOTrainer):
+    """TRL's ``GRPOTrainer`` with G²RPO advantages and the per-task entropy band; every setting
+    of the method is read from ``args``, a :class:`G2RPOConfig`."""
+
+    args: G2RPOConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._gathered_rewards: torch.Tensor | None = None
         self._entropy_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.last_advantages: torch.Tensor | None = None  # full gathered batch, for tests/logging
         super().__init__(*args, **kwargs)
+        if not isinstance(self.args, G2RPOConfig):
+            raise TypeError(f"G2RPOTrainer needs a G2RPOConfig, got {type(self.args).__name__}")
+        bands = self.args.entropy_bands
+        self._entropy_bands = None if bands is None else torch.tensor(bands, dtype=torch.float32)
 
     # ------------------------------------------------------------------ advantages
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -214,16 +307,26 @@ class G2RPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
         generations = self.num_generations if mode == "train" else self.num_generations_eval
+        filtering = mode == "train" and self.args.online_filter is not None
+        # .get: looking a key up in the defaultdict would add it (and TRL would log it as None).
+        keys = reward_metric_keys(self.reward_func_names)
+        logged = {key: len(self._metrics[mode].get(key, ())) for key in keys}
         output, rewards = self._rollout(inputs)
         padded = torch.zeros(len(inputs), dtype=torch.bool)
-        if mode == "train" and self.method.online_filter is not None:
+        if filtering:
             output, rewards, inputs, padded = self._fill_with_live_groups(output, rewards, inputs)
 
+        gathered = gather(rewards)
         batch = distributed_advantages(
-            self.accelerator.process_index, gather(rewards), inputs, generations, self.method
+            self.accelerator.process_index,
+            gathered,
+            inputs,
+            generations,
+            estimator=self.args.estimator,
+            weights=self.args.reward_weights,
+            options=self.args.estimator_options,
         )
         local_advantages = batch.local_advantages.masked_fill(padded, 0.0)
-        self.last_advantages = batch.advantages
         if mode == "train" and self.accelerator.is_main_process:
             # The prompts of each step, so a resumed run can be checked against an unbroken one.
             prompts = batch.record_ids[::generations]
@@ -232,11 +335,47 @@ class G2RPOTrainer(GRPOTrainer):
         output["advantages"] = local_advantages.to(device=device, dtype=torch.float32)
         output["task_index"] = batch.local_task_ids.to(device)
 
-        lengths = gather(output["completion_mask"].sum(dim=1)).cpu().to(torch.float64)
-        self._log_task_metrics(
-            mode, batch.rewards, batch.advantages, lengths, batch.group_ids, batch.task_ids
+        # Metrics describe the rollouts the update trains on: padding rows (masked out of the
+        # loss) are left out, and TRL's reward metrics of every generation call are replaced by
+        # those of the batch as trained.
+        trained = torch.ones(len(batch.record_ids), dtype=torch.bool)
+        if filtering:
+            trained = ~gather(padded.to(device=device, dtype=torch.int64)).cpu().bool()
+        self._replace_reward_metrics(
+            mode, gathered[trained.to(gathered.device)], generations, logged
         )
+        lengths = gather(output["completion_mask"].sum(dim=1)).cpu().to(torch.float64)
+        if bool(trained.any()):
+            self._log_task_metrics(
+                mode,
+                batch.rewards[trained],
+                batch.advantages[trained],
+                lengths[trained],
+                batch.group_ids[trained],
+                batch.task_ids[trained],
+            )
         return output
+
+    def _replace_reward_metrics(
+        self, mode: str, rewards: torch.Tensor, generations: int, logged: dict[str, int]
+    ) -> None:
+        """One value per reward metric for the trained batch (``rewards``: its gathered ``[N, K]``
+        rows), in place of what TRL logged at each generation call since ``logged`` (each key's
+        count before): with the online filter, those calls include dropped groups and the fresh
+        rounds. A batch without a trained row logs none."""
+        metrics = self._metrics[mode]
+        summary = {}
+        if rewards.shape[0]:
+            summary = reward_summary(
+                rewards, self.reward_weights, generations, self.reward_func_names
+            )
+        for key, count in logged.items():
+            if key in metrics:
+                del metrics[key][count:]
+            if key in summary:
+                metrics[key].append(summary[key])
+            elif key in metrics and not metrics[key]:
+                del metrics[key]
 
     # ------------------------------------------------------------------ online filter
     def _fill_with_live_groups(
@@ -252,7 +391,7 @@ class G2RPOTrainer(GRPOTrainer):
         round, so a resumed run draws the same ones.
         """
         generations = self.num_generations
-        low, high = self.method.online_filter
+        low, high = self.args.online_filter
         target = len(inputs) // generations
         if len(inputs) % generations:
             raise RuntimeError(
@@ -260,9 +399,9 @@ class G2RPOTrainer(GRPOTrainer):
                 f"rollouts do not split into groups of {generations}"
             )
         pieces = [(output, rewards, inputs)]
-        keeps = [live_groups(rewards[:, 0], generations, low, high)]
+        keeps = [live_groups(rewards[:, GATE], generations, low, high)]
         extra_rollouts = 0
-        for attempt in range(1, self.method.max_resample + 1):
+        for attempt in range(1, self.args.max_resample + 1):
             kept = sum(int(k.sum()) for k in keeps)
             shortfall = gather(torch.tensor([max(target - kept, 0)], device=rewards.device))
             if int(shortfall.max()) == 0:
@@ -275,7 +414,7 @@ class G2RPOTrainer(GRPOTrainer):
             extra_output, extra_rewards = self._rollout(fresh)
             extra_rollouts += len(fresh) * self.accelerator.num_processes
             pieces.append((extra_output, extra_rewards, fresh))
-            keeps.append(live_groups(extra_rewards[:, 0], generations, low, high))
+            keeps.append(live_groups(extra_rewards[:, GATE], generations, low, high))
 
         selected, chosen_rewards, chosen_inputs, pad_flags = [], [], [], []
 
@@ -312,7 +451,7 @@ class G2RPOTrainer(GRPOTrainer):
         the round: every process draws the same global sample and keeps its own slice.
         """
         world = self.accelerator.num_processes
-        seed = (self.method.resample_seed * 1_000_003 + self.state.global_step) * 101 + attempt
+        seed = (self.args.seed * 1_000_003 + self.state.global_step) * 101 + attempt
         generator = torch.Generator().manual_seed(seed)
         dataset = self.train_dataset
         order = torch.randperm(len(dataset), generator=generator)
@@ -323,7 +462,7 @@ class G2RPOTrainer(GRPOTrainer):
 
     def _log_filter_metrics(self, pieces, keeps, extra_rollouts: int, padded_groups: int) -> None:
         """Per task, the share of examined groups the filter dropped; the cost in rollouts."""
-        names = self.method.task_names
+        names = self.args.task_names
         generations = self.num_generations
         group_tasks = torch.cat(
             [torch.tensor([x["task_index"] for x in p[2][::generations]]) for p in pieces]
@@ -359,11 +498,12 @@ class G2RPOTrainer(GRPOTrainer):
             chunk["num_items_in_batch"] = value.to(chunk["completion_mask"].device)
 
     def _log_task_metrics(self, mode, rewards, advantages, lengths, group_ids, task_ids) -> None:
-        names = self.method.task_names
+        names = self.args.task_names
         num_tasks = len(names)
         metrics = self._metrics[mode]
-        columns = {name: rewards[:, i] for i, name in enumerate(COMPONENTS)}
-        columns["reward"] = (rewards * torch.tensor(self.method.reward_weights)).sum(dim=1)
+        columns = {name: rewards[:, i] for i, name in enumerate(component_names())}
+        # float32 weights, promoted to the rewards' float64
+        columns["reward"] = (rewards * torch.tensor(self.args.reward_weights)).sum(dim=1)
         columns["length_tokens"] = lengths
         columns["advantage_mean"] = advantages
         for label, values in columns.items():
@@ -372,13 +512,13 @@ class G2RPOTrainer(GRPOTrainer):
         means = per_task_means(advantages, task_ids, num_tasks)
         stds = torch.sqrt((squares - means**2).clamp(min=0))
         tied = tied_group_share(
-            rewards[:, 0],
+            rewards[:, GATE],
             group_ids,
             task_ids,
             num_tasks,
-            self.method.estimator_options.get("tie_atol", 1e-6),
+            self.args.estimator_options.get("tie_atol", 1e-6),
         )
-        wrong_up, right_down = sign_error_shares(rewards[:, 0], advantages, task_ids, num_tasks)
+        wrong_up, right_down = sign_error_shares(rewards[:, GATE], advantages, task_ids, num_tasks)
         self._append_per_task(metrics, "advantage_std", stds)
         self._append_per_task(metrics, "tied_group_share", tied)
         self._append_per_task(metrics, "wrong_positive_share", wrong_up)
@@ -386,7 +526,7 @@ class G2RPOTrainer(GRPOTrainer):
 
     def _append_per_task(self, metrics: dict[str, list], label: str, values: torch.Tensor) -> None:
         """``<task>/<label>`` for every task with a value (NaN: the task was absent)."""
-        for name, value in zip(self.method.task_names, values.tolist(), strict=True):
+        for name, value in zip(self.args.task_names, values.tolist(), strict=True):
             if value == value:
                 metrics[f"{name}/{label}"].append(value)
 
@@ -410,19 +550,19 @@ class G2RPOTrainer(GRPOTrainer):
         tasks = inputs["task_index"]
         mode = "train" if self.model.training else "eval"
         # Measured on the last micro-batch of each optimiser step (one extra backward per task).
-        if self.method.task_gradient_norms and mode == "train" and self.accelerator.sync_gradients:
+        if self.args.task_gradient_norms and mode == "train" and self.accelerator.sync_gradients:
             equity = task_gradient_metrics(self, model, logps, mask, tasks, inputs)
             for key, value in equity.items():
                 self._metrics[mode][key].append(value)
-        token_estimate = entropies if self.method.entropy_estimate == "entropy" else -logps
-        bands = self.method.entropy_bands
-        if bands is not None and self.method.entropy_coef > 0:
+        token_estimate = entropies if self.args.entropy_estimate == "entropy" else -logps
+        bands = self._entropy_bands
+        if bands is not None and self.args.entropy_band_coef > 0:
             penalty, _info = entropy_band_penalty(
                 token_estimate,
                 mask,
                 tasks,
                 bands.to(token_estimate.device),
-                self.method.entropy_coef,
+                self.args.entropy_band_coef,
             )
             normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
             loss = loss + penalty / normalizer
@@ -431,7 +571,7 @@ class G2RPOTrainer(GRPOTrainer):
         return loss
 
     def _log_task_loss_metrics(self, mode, logps, entropies, mask, tasks, inputs) -> None:
-        names = self.method.task_names
+        names = self.args.task_names
         weight = mask.to(logps.dtype)
         tokens = segment_sum(weight.sum(dim=1), tasks, len(names))
         entropy = segment_sum((entropies * weight).sum(dim=1), tasks, len(names))
