@@ -526,11 +526,10 @@ def test_eval_command_writes_the_three_files(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture
-def scratch_registries(monkeypatch):
+def scratch_registries():
     """Eval rules, aggregates and benchmarks restored after the test (no leaking entries)."""
-    for registry in (RULES, AGGREGATES, BENCHMARKS):
-        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-        monkeypatch.setattr(registry, "_meta", dict(registry._meta))
+    with RULES.scoped(), AGGREGATES.scoped(), BENCHMARKS.scoped():
+        yield
 
 
 def test_a_new_rule_aggregate_and_benchmark_work_end_to_end(tmp_path, scratch_registries):

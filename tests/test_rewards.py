@@ -6,6 +6,7 @@ import math
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -560,11 +561,10 @@ def test_score_batch() -> None:
 
 
 @pytest.fixture
-def scratch_answer_types(monkeypatch: pytest.MonkeyPatch) -> Registry:
+def scratch_answer_types() -> Iterator[Registry]:
     """The answer-type registry, restored after the test (registrations here do not leak)."""
-    monkeypatch.setattr(ANSWER_TYPES, "_entries", dict(ANSWER_TYPES._entries))
-    monkeypatch.setattr(ANSWER_TYPES, "_meta", dict(ANSWER_TYPES._meta))
-    return ANSWER_TYPES
+    with ANSWER_TYPES.scoped() as registry:
+        yield registry
 
 
 def test_a_registered_answer_type_is_scored_and_accepted_by_the_data_layer(

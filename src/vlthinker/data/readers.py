@@ -20,25 +20,43 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from vlthinker.data.records import ANSWER_TYPES, Record, RecordError, image_ref, probe_image
+from vlthinker.registry import UnknownNameError
+from vlthinker.rewards.answer_types import resolve as resolve_answer_type
 
 logger = logging.getLogger(__name__)
 
-# The reference data's ``problem_type`` → (answer type, meta the verifier needs).
-REFERENCE_PROBLEM_TYPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "multiple choice": ("multiple_choice", {}),
-    "numerical": ("numeric", {}),
-    "regression": ("chart", {"metric": "mra"}),
-    "math": ("math", {}),
-    "ocr": ("ocr", {"metric": "wer"}),
-    "spatial grounding": ("grounding", {"box_format": "qwen1000"}),
-    "counting": ("counting", {}),
-}
+
+class _ProblemTypes(Mapping[str, tuple[str, dict[str, Any]]]):
+    """A reference record's ``problem_type`` → (answer type, meta the verifier needs), read from
+    the answer-type registry: every registered name and alias, with the options that spelling
+    implies (its ``alias_defaults``). Looking a spelling up ignores case, ``_``, ``-`` and spaces,
+    as the registry does; an answer type registered later is here at once."""
+
+    def __getitem__(self, problem_type: str) -> tuple[str, dict[str, Any]]:
+        try:
+            return resolve_answer_type(problem_type)
+        except UnknownNameError:
+            raise KeyError(problem_type) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*ANSWER_TYPES.names(), *ANSWER_TYPES.aliases()}))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"REFERENCE_PROBLEM_TYPES({dict(self)!r})"
+
+
+#: The reference data's ``problem_type`` spellings (a view of the answer-type registry).
+REFERENCE_PROBLEM_TYPES: Mapping[str, tuple[str, dict[str, Any]]] = _ProblemTypes()
+
 # The reference data's ``task_type`` → the task names used throughout vlthinker.
 REFERENCE_TASK_TYPES: dict[str, str] = {
     "spatial_grounding": "grounding",
@@ -454,15 +472,12 @@ class _Folders:
 
 def _from_reference(raw: dict[str, Any], origin: str, folders: _Folders) -> Record:
     problem_type = _text(raw, "problem_type", origin)
-    mapped = REFERENCE_PROBLEM_TYPES.get(problem_type.strip().lower())
-    if mapped is None and problem_type in ANSWER_TYPES:
-        mapped = (problem_type, {})
-    if mapped is None:
-        known = sorted(REFERENCE_PROBLEM_TYPES) + list(ANSWER_TYPES)
-        raise RecordError(
-            origin, "problem_type", f"unknown answer type {problem_type!r}; known: {known}"
-        )
-    answer_type, verifier_meta = mapped
+    try:
+        # the registry's names and aliases, and the options an alias implies (regression →
+        # chart scored by mean relative accuracy, spatial grounding → Qwen 0–1000 boxes)
+        answer_type, verifier_meta = resolve_answer_type(problem_type)
+    except UnknownNameError as error:
+        raise RecordError(origin, "problem_type", str(error)) from None
     task_type = _text(raw, "task_type", origin)
     meta = {**verifier_meta, **_dict(raw, "meta", origin)}
     return Record(
@@ -482,7 +497,9 @@ def _from_reference(raw: dict[str, Any], origin: str, folders: _Folders) -> Reco
 
 def _from_plain(raw: dict[str, Any], origin: str, folders: _Folders) -> Record:
     answer_type = _text(raw, "answer_type", origin)
-    if answer_type not in ANSWER_TYPES:
+    # a plain record names its answer type exactly (code compares record.answer_type with the
+    # canonical names), so aliases, which the registry would also find, are refused here
+    if answer_type not in ANSWER_TYPES.names():
         raise RecordError(
             origin,
             "answer_type",

@@ -3,11 +3,15 @@
 An answer type is a function ``(prediction, answer, meta) -> float`` registered in
 :data:`ANSWER_TYPES`; ``prediction`` is the text inside the response's ``<answer>`` tag,
 ``answer`` the record's reference (extra accepted answers already merged in) and ``meta`` the
-record's verifier options. Registration metadata says the rest:
+record's verifier options. Names are looked up with case, ``_``, ``-`` and spaces ignored.
+Registration metadata says the rest:
 
-- ``aliases``: other names for it (the reference data's ``problem_type`` spellings);
-- ``alias_defaults``: ``{alias: {option: value}}``, options an alias implies unless the record
-  sets them (``regression`` is ``chart`` scored with mean relative accuracy);
+- ``aliases``: other names for it (the registry's own aliases): the reference data's
+  ``problem_type`` spellings and common abbreviations;
+- ``alias_defaults``: ``{name or alias: {option: value}}``, options that spelling implies unless
+  the record sets them (``regression`` is ``chart`` scored with mean relative accuracy). The data
+  layer reads a reference record's ``problem_type`` through :func:`resolve`, so these are also
+  the options such a record gets in its ``meta``;
 - ``metrics``: the ``meta["metric"]`` values it reads (an unknown metric is a config error);
 - ``check``: ``check(meta)`` raising ``ValueError`` on options it cannot use;
 - ``structure``: ``structure(prediction) -> bool``, extra condition for the structure bonus.
@@ -24,12 +28,11 @@ accepted in data files as soon as the function is registered.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vlthinker.registry import Registry, UnknownNameError
+from vlthinker.registry import Registry
 from vlthinker.rewards.grounding import grounding_accuracy, has_json_box, to_absolute
 from vlthinker.rewards.mathcheck import math_equal
 from vlthinker.rewards.verifiers import (
@@ -47,8 +50,6 @@ __all__ = ["ANSWER_TYPES", "Verifier", "canonical_answer_type", "known_metrics",
 #: ``(prediction, answer, meta) -> accuracy in [0, 1]``.
 Verifier = Callable[[str, Any, Mapping[str, Any]], float]
 
-ANSWER_TYPES: Registry[Verifier] = Registry("answer type")
-
 _SEP = re.compile(r"[\s_\-]+")
 
 
@@ -57,37 +58,19 @@ def _key(name: str) -> str:
     return _SEP.sub(" ", name.strip().lower())
 
 
-def _signature() -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """What the alias index depends on: each registered name and its aliases."""
-    return tuple((name, tuple(ANSWER_TYPES.meta(name).get("aliases", ()))) for name in ANSWER_TYPES)
-
-
-@functools.lru_cache(maxsize=8)
-def _index(signature: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, tuple[str, str]]:
-    """Lookup key → (canonical name, the alias as registered); rebuilt when a type is added."""
-    index: dict[str, tuple[str, str]] = {}
-    for name, aliases in signature:
-        index[_key(name)] = (name, name)
-        for alias in aliases:
-            index[_key(alias)] = (name, alias)
-    return index
+ANSWER_TYPES: Registry[Verifier] = Registry("answer type", normalise=_key)
 
 
 def resolve(name: str) -> tuple[str, dict[str, Any]]:
-    """The canonical answer type ``name`` stands for and the options its alias implies.
+    """The canonical answer type ``name`` stands for and the options its spelling implies.
 
-    An unknown name raises :class:`~vlthinker.registry.UnknownNameError` (a ``ValueError``)
-    listing the registered names and their aliases.
+    The spelling is the registered name or alias ``name`` matched (case, ``_``, ``-`` and spaces
+    ignored); its options are the entry's ``alias_defaults`` for that spelling. An unknown name
+    raises :class:`~vlthinker.registry.UnknownNameError` (a ``ValueError``) listing the
+    registered names and their aliases.
     """
-    found = _index(_signature()).get(_key(name)) if isinstance(name, str) else None
-    if found is None:
-        aliases = sorted({alias for _, names in _signature() for alias in names})
-        raise UnknownNameError(
-            f"unknown {ANSWER_TYPES.kind} {name!r}; known: {', '.join(ANSWER_TYPES.names())}; "
-            f"aliases: {', '.join(aliases)}"
-        )
-    canonical, alias = found
-    defaults = ANSWER_TYPES.meta(canonical).get("alias_defaults", {}).get(alias, {})
+    canonical, spelling = ANSWER_TYPES.resolve(name)
+    defaults = ANSWER_TYPES.meta(canonical).get("alias_defaults", {}).get(spelling, {})
     return canonical, dict(defaults)
 
 
@@ -152,7 +135,12 @@ def _math(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
     return math_equal(pred, answer, **kwargs)
 
 
-@ANSWER_TYPES.register("ocr", metrics=("anls", "wer"))
+@ANSWER_TYPES.register(
+    "ocr",
+    # the reference data's "OCR" records name their metric (word error rate, also the default)
+    alias_defaults={"ocr": {"metric": "wer"}},
+    metrics=("anls", "wer"),
+)
 def _ocr(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
     if meta.get("metric") == "anls":
         return anls(pred, answer if isinstance(answer, (list, tuple)) else [answer])
@@ -169,6 +157,8 @@ def _check_grounding(meta: Mapping[str, Any]) -> None:
 @ANSWER_TYPES.register(
     "grounding",
     aliases=("spatial grounding",),
+    # the reference data's "spatial grounding" boxes are Qwen's 0–1000 coordinates
+    alias_defaults={"spatial grounding": {"box_format": "qwen1000"}},
     check=_check_grounding,
     # the reference's structure bonus for grounding needs JSON with a 4-number "boxes"
     structure=has_json_box,
