@@ -82,3 +82,51 @@ def test_the_train_package_still_exposes_its_names_lazily():
     assert "G2RPOTrainer" in dir(train)
     with pytest.raises(AttributeError):
         train.no_such_name  # noqa: B018
+
+
+def test_sft_reads_a_sectioned_config_then_flags_then_overrides(tmp_path, monkeypatch):
+    from dataclasses import fields
+
+    import vlthinker.sft as sft
+    from vlthinker.cli import main
+
+    assert set(sft.SFT_KEYS) == {f.name for f in fields(sft.SFTSettings)}
+    config = tmp_path / "sft.yaml"
+    config.write_text(
+        "model:\n  path: some/model\n"
+        "data:\n  train_size: 12\n  think_tag: thinking\n"
+        "training:\n  epochs: 2\n  per_device_batch_size: 8\n"
+        "logging:\n  report_to: [tensorboard]\n"
+    )
+    seen: list = []
+    monkeypatch.setattr(sft, "run_sft", lambda settings: seen.append(settings) or tmp_path)
+    assert main(["sft", "--config", str(config), "--epochs", "3", "--bf16"]) == 0
+    settings = seen[-1]
+    assert (settings.model, settings.synthetic_size, settings.think_tag) == (
+        "some/model",
+        12,
+        "thinking",
+    )
+    assert (settings.epochs, settings.batch_size, settings.bf16) == (3.0, 8, True)  # flag > file
+    assert settings.report_to == ["tensorboard"] and settings.learning_rate == 1e-3  # default
+    main(["sft", "--config", str(config), "--epochs", "3", "training.epochs=4"])
+    assert seen[-1].epochs == 4.0  # a key.sub=value override comes last
+    main(["sft", "--batch-size", "4"])  # flags alone, as before
+    assert (seen[-1].batch_size, seen[-1].epochs, seen[-1].model) == (4, 1.0, "embedded:tiny_vlm")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["training.epochs=0"], r"training\.epochs=0'.*training\.epochs \(--epochs\) must be"),
+        (["training.epochz=1"], r"unknown config key 'training\.epochz'"),
+        (["data.seed=x"], r"data\.seed: expected an integer"),
+    ],
+)
+def test_sft_config_errors_name_the_key(argv, message, monkeypatch):
+    import vlthinker.sft as sft
+    from vlthinker.cli import main
+
+    monkeypatch.setattr(sft, "run_sft", lambda settings: pytest.fail("must not train"))
+    with pytest.raises(SystemExit, match=message):
+        main(["sft", *argv])

@@ -192,16 +192,15 @@ def test_g2rpo_shorthands_and_the_reward_gate_reach_the_estimator():
 
 
 @pytest.fixture
-def registered_estimator(monkeypatch):
+def registered_estimator():
     """A user's estimator with options of its own, registered for one test."""
 
     def scaled(rewards, group_ids, task_ids=None, *, weights=None, scale: float = 1.0,
                centre: bool = True):  # fmt: skip
         return rewards.sum(dim=-1) * scale
 
-    monkeypatch.setitem(ESTIMATORS._entries, "scaled_test", scaled)
-    monkeypatch.setitem(ESTIMATORS._meta, "scaled_test", {})
-    return "scaled_test"
+    with ESTIMATORS.temporarily("scaled_test", scaled):
+        yield "scaled_test"
 
 
 def test_a_registered_estimators_options_are_configurable(registered_estimator):

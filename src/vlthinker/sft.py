@@ -3,13 +3,20 @@
 Rows are prompt–completion pairs: the record's prompt (the same text RL uses) and its reference
 solution wrapped in the configured tags; the loss is on the completion only. The same command
 fine-tunes the embedded tiny model on CPU and a Qwen3-VL checkpoint on GPUs (bf16, optional LoRA).
+
+Settings come from a YAML file of sections (``model``, ``data``, ``training``, ``logging``) read
+by the loader ``vlthinker train`` uses (:func:`vlthinker.train.config.load_sections`), then
+``--flag`` options, then ``key.sub=value`` overrides; :data:`SFT_KEYS` says where each setting
+lives in the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +31,7 @@ from vlthinker.data import (
     synthetic,
     target_text,
 )
+from vlthinker.train.config import ConfigError, Override, load_sections
 
 
 @dataclass
@@ -188,45 +196,132 @@ _RANGES: dict[str, tuple[float, bool, float | None]] = {
 }
 
 
+#: Where each setting lives in an SFT config file (``section.key``, named as in a training config
+#: where the meaning is the same); its command-line flag is ``--<setting>`` (``_`` → ``-``).
+SFT_KEYS: dict[str, str] = {
+    "model": "model.path",
+    "lora_rank": "model.lora_rank",
+    "data": "data.train",
+    "synthetic_size": "data.train_size",
+    "synthetic_seed": "data.seed",
+    "difficulty": "data.difficulty",
+    "image_size": "data.image_size",
+    "think_tag": "data.think_tag",
+    "out": "training.output_dir",
+    "epochs": "training.epochs",
+    "batch_size": "training.per_device_batch_size",
+    "gradient_accumulation": "training.gradient_accumulation_steps",
+    "learning_rate": "training.learning_rate",
+    "warmup_ratio": "training.warmup_ratio",
+    "weight_decay": "training.weight_decay",
+    "bf16": "training.bf16",
+    "seed": "training.seed",
+    "logging_steps": "logging.logging_steps",
+    "report_to": "logging.report_to",
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _section_classes() -> type:
+    """The file's sections as dataclasses: one field per :class:`SFTSettings` field, at its
+    :data:`SFT_KEYS` place, with its type and default (so the defaults are stated once)."""
+    hints = typing.get_type_hints(SFTSettings)
+    sections: dict[str, list[tuple[str, Any, Any]]] = {}
+    for setting in dataclasses.fields(SFTSettings):
+        section, key = SFT_KEYS[setting.name].split(".")
+        default = (
+            field(default_factory=setting.default_factory)
+            if setting.default is dataclasses.MISSING
+            else field(default=setting.default)
+        )
+        sections.setdefault(section, []).append((key, hints[setting.name], default))
+    classes = {
+        name: dataclasses.make_dataclass(f"SFT{name.title()}Section", specs)
+        for name, specs in sections.items()
+    }
+    return dataclasses.make_dataclass(
+        "SFTSections", [(name, cls, field(default_factory=cls)) for name, cls in classes.items()]
+    )
+
+
+#: The sectioned form of :class:`SFTSettings` that a config file holds.
+SFTSections = _section_classes()
+
+
+def load_sft_settings(
+    path: str | Path | None = None, overrides: Sequence[Override] | None = None
+) -> SFTSettings:
+    """:class:`SFTSettings` from an SFT config file (or the defaults) plus overrides, type- and
+    range-checked: a bad value raises :class:`ConfigError` naming its key (and flag)."""
+    sections = load_sections(SFTSections, path, overrides)
+    values = {}
+    for name, key in SFT_KEYS.items():
+        section, sub = key.split(".")
+        values[name] = getattr(getattr(sections, section), sub)
+    settings = SFTSettings(**values)
+    validate_settings(settings)
+    return settings
+
+
 def validate_settings(settings: SFTSettings) -> None:
-    """Raise ``ValueError`` naming the option for a value outside its range."""
+    """Raise :class:`ConfigError` naming the key and the flag of a value outside its range."""
     for name, (low, inclusive, high) in _RANGES.items():
         value = getattr(settings, name)
-        flag = "--" + name.replace("_", "-")
+        where = f"{SFT_KEYS[name]} ({_flag(name)})"
         too_low = value < low if inclusive else value <= low
         if too_low:
             bound = f"at least {low:g}" if inclusive else f"greater than {low:g}"
-            raise ValueError(f"{flag} must be {bound}, got {value:g}")
+            raise ConfigError(f"{where} must be {bound}, got {value:g}")
         if high is not None and value > high:
-            raise ValueError(f"{flag} must be at most {high:g}, got {value:g}")
+            raise ConfigError(f"{where} must be at most {high:g}, got {value:g}")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sft",
         help="cold-start supervised fine-tuning (TRL SFTTrainer)",
-        description="Supervised fine-tuning on reference solutions (loss on the completion only).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Supervised fine-tuning on reference solutions (loss on the completion only). "
+        "Settings: the defaults, then --config FILE (sections model, data, training, logging), "
+        "then the flags below, then key.sub=value overrides.",
     )
-    defaults = SFTSettings()
-    for name, value in asdict(defaults).items():
-        flag = "--" + name.replace("_", "-")
-        text = OPTION_HELP[name]
-        if isinstance(value, bool):
-            parser.add_argument(flag, action="store_true", default=value, help=text)
-        elif isinstance(value, list):
-            parser.add_argument(flag, nargs="+", default=value, help=text)
+    parser.add_argument("--config", type=Path, help="SFT config YAML (sections as in the README)")
+    for setting in dataclasses.fields(SFTSettings):
+        name = setting.name
+        default = getattr(SFTSettings(), name)
+        text = f"{OPTION_HELP[name]} [{SFT_KEYS[name]}; default: {default}]"
+        # SUPPRESS: a flag not given leaves the file's value (or the default) in place.
+        if isinstance(default, bool):
+            parser.add_argument(
+                _flag(name), action="store_true", default=argparse.SUPPRESS, help=text
+            )
+        elif isinstance(default, list):
+            parser.add_argument(_flag(name), nargs="+", default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(flag, type=type(value), default=value, help=text)
+            parser.add_argument(
+                _flag(name), type=type(default), default=argparse.SUPPRESS, help=text
+            )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.sub=value",
+        help="config overrides, e.g. training.epochs=2 data.train=data/train.jsonl",
+    )
     parser.set_defaults(func=_run_from_args)
 
 
 def _run_from_args(args: argparse.Namespace) -> int:
-    settings = SFTSettings(**{k: getattr(args, k) for k in asdict(SFTSettings())})
+    flags = [(SFT_KEYS[name], getattr(args, name)) for name in SFT_KEYS if hasattr(args, name)]
     try:
-        validate_settings(settings)
-    except ValueError as error:
-        raise SystemExit(f"vlthinker sft: {error}") from None
+        settings = load_sft_settings(args.config, [*flags, *args.overrides])
+    except ConfigError as error:
+        from vlthinker.train.cli import with_source
+
+        raise SystemExit(
+            f"vlthinker sft: {with_source(error, args.config, args.overrides)}"
+        ) from None
     try:
         out = run_sft(settings)
     except (RecordError, FileNotFoundError) as error:

@@ -20,6 +20,7 @@ import math
 import os
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -341,9 +342,16 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
-def read_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+#: A command-line override: ``"key.sub=value"`` text (the value read as YAML), or a
+#: ``("key.sub", value)`` pair whose value is already read (a command-line flag's).
+Override = str | tuple[str, Any]
+
+
+def read_tree(
+    path: str | Path | None, overrides: Sequence[Override] | None = None
+) -> dict[str, Any]:
     """The YAML file's mapping of sections (empty without a file), a key given twice refused,
-    with every ``key.sub=value`` override set on it."""
+    with every override set on it, in order (a later one wins)."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -357,17 +365,20 @@ def read_tree(path: str | Path | None, overrides: list[str] | None = None) -> di
             raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
         tree = loaded or {}
     for override in overrides or []:
-        key, value = parse_override(override)
+        key, value = parse_override(override) if isinstance(override, str) else override
         _set_path(tree, key, value)
     return tree
 
 
 def load_sections(
-    cls: type[SectionsT], path: str | Path | None = None, overrides: list[str] | None = None
+    cls: type[SectionsT],
+    path: str | Path | None = None,
+    overrides: Sequence[Override] | None = None,
 ) -> SectionsT:
     """Dataclass ``cls`` (whose fields are dataclass sections) from a YAML file, or its defaults,
-    plus ``key.sub=value`` overrides: every key and value type-checked, errors naming the key
-    (prefixed with the file when one was read). Range checks are the caller's."""
+    plus overrides (:data:`Override`): every key and value type-checked, errors naming the key
+    (prefixed with the file when one was read), a key given twice in the file refused. Range
+    checks are the caller's."""
     tree = read_tree(path, overrides)
     try:
         return build_dataclass(cls, tree)
@@ -376,7 +387,9 @@ def load_sections(
         raise ConfigError(f"{source}{error}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Sequence[Override] | None = None
+) -> RunConfig:
     """The run config from a YAML file (or the defaults) plus ``key.sub=value`` overrides."""
     config = load_sections(RunConfig, path, overrides)
     validate(config)
