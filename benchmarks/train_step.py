@@ -10,6 +10,7 @@ alike. Prints steps/s of each, the ratio (target ≥ 0.95) and peak memory.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import statistics
 import tempfile
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from trl import GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer
 
 from vlthinker.models import load_policy, resolve_model_path
 from vlthinker.train.config import load_config
@@ -82,10 +83,12 @@ def main() -> None:
         print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 
 
-def stock_arguments(ours, output_dir: str):
-    """The same GRPOConfig for stock TRL (``generation_batch_size`` is derived, not set)."""
-    values = {**ours.to_dict(), "output_dir": output_dir, "generation_batch_size": None}
-    return ours.__class__(**values)
+def stock_arguments(ours, output_dir: str) -> GRPOConfig:
+    """TRL's own fields of our G2RPOConfig, as a plain GRPOConfig for stock TRL
+    (``generation_batch_size`` is derived, not set)."""
+    trl_fields = {f.name for f in dataclasses.fields(GRPOConfig) if f.init}
+    values = {k: v for k, v in ours.to_dict().items() if k in trl_fields}
+    return GRPOConfig(**{**values, "output_dir": output_dir, "generation_batch_size": None})
 
 
 class StepRunner:
