@@ -82,6 +82,9 @@ def test_two_steps_write_metrics_checkpoints_plots_and_the_table(
     table = (run / "results.md").read_text()
     assert all(f"| {t} |" in table for t in TASKS) and table == result.table + "\n"
     assert (run / "plots.png").read_bytes()[:4] == b"\x89PNG"
+    card = (run / "README.md").read_text()  # the options the estimator was called with
+    assert "- **Method**: g2rpo (tie_atol=1e-06, per_task=True, " in card
+    assert "gate_component=0), 6 prompts × 4 rollouts" in card
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert latest_complete_checkpoint(run).step == 2
     model = AutoModelForImageTextToText.from_pretrained(run / "final")  # plain transformers

@@ -25,6 +25,7 @@ from vlthinker.train.config import (
     ConfigError,
     RunConfig,
     dump_config,
+    estimator_settings,
     load_config,
     trainer_config,
 )
@@ -344,6 +345,9 @@ def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) 
     model, data, algorithm = config.model, config.data, config.algorithm
     lora = f", LoRA rank {model.lora_rank}" if model.lora_rank > 0 else ""
     shaping = [name for name in ("length", "entropy") if getattr(config.shaping, name)]
+    # the options the estimator was called with, not the shorthands it may have ignored
+    settings = estimator_settings(algorithm)
+    options = f" ({', '.join(f'{k}={v}' for k, v in settings.items())})" if settings else ""
     lines = [
         CARD_MARKER,
         f"# {output_dir.name}",
@@ -353,9 +357,7 @@ def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) 
         f"- **Base model**: `{model.path}`{lora}",
         f"- **Data**: training `{data.train}`, validation `{data.validation}`; "
         f"tasks {', '.join(data.tasks)}",
-        f"- **Method**: {algorithm.estimator}"
-        f" (per-task stage 2: {'on' if algorithm.per_task else 'off'}, "
-        f"multi-component: {'on' if algorithm.multi_component else 'off'}), "
+        f"- **Method**: {algorithm.estimator}{options}, "
         f"{config.training.prompts_per_step} prompts × {config.rollout.num_generations} "
         f"rollouts per step, shaping: {', '.join(shaping) or 'none'}",
         f"- **Steps**: {steps} of {config.training.max_steps}",
