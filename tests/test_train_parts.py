@@ -198,3 +198,13 @@ def test_reward_summary_is_trls_reward_of_the_weighted_components():
     )
     assert summary["reward_std"] == pytest.approx(float(torch.tensor(weighted).std()))
     assert summary["frac_reward_zero_std"] == 0.5  # group 2 is tied, group 1 has one value
+
+
+def test_g2rpo_config_refuses_trls_completion_table(tmp_path):
+    # TRL's table would list the advantages TRL computes and the trainer replaces.
+    from vlthinker.train.trainer import G2RPOConfig
+
+    common = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": []}
+    assert G2RPOConfig(**common).reward_weights == WEIGHTS  # the components' weights
+    with pytest.raises(ValueError, match="log_completions"):
+        G2RPOConfig(**common, log_completions=True)
