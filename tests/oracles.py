@@ -17,7 +17,7 @@ Aggregation = Literal["token", "seq"]
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor, aggregation: Aggregation) -> torch.Tensor:
-    """Loss aggregation of method.md §3 over the tokens where ``mask`` is 1.
+    """Loss aggregation of docs/method.md §3 over the tokens where ``mask`` is 1.
 
     ``token``: one mean over every response token of the batch (the released recipe's choice);
     ``seq``: each sequence's token mean, then the mean over sequences (the paper's formula).
@@ -56,7 +56,7 @@ def method_policy_loss(
     ref_logps: torch.Tensor | None = None,
     kl_coef: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The policy objective of method.md §3, in the form the method states it.
+    """The policy objective of docs/method.md §3, in the form the method states it.
 
     Per token, with ``ρ = exp(log π − log π_old)``:
     ``ℓ = max(−ρ·A, −clip(ρ, 1 − ε_low, 1 + ε_high)·A)``; with dual clip ``c`` a token with

@@ -29,7 +29,7 @@ _PHI_INV = NormalDist().inv_cdf
 
 # ------------------------------------------------- slow reference (one group at a time)
 def reference_map(values: list[float], tol: float = TOL) -> list[float]:
-    """method.md §2 ``map_to_normal``, written as plainly as possible."""
+    """docs/method.md §2 ``map_to_normal``, written as plainly as possible."""
     n = len(values)
     order = sorted(range(n), key=lambda i: values[i])
     if n < 2:
@@ -246,7 +246,7 @@ def test_heavy_tail_outlier_moves_only_its_own_rank():
     )
 
 
-# ---------------------------------------------------------------- golden values (method.md §2)
+# ---------------------------------------------------------------- golden values (docs/method.md §2)
 @pytest.mark.parametrize(
     ("rewards", "expected"),
     [
@@ -291,7 +291,7 @@ def test_map_is_idempotent_and_matches_quantiles_not_unit_variance():
 
 def test_stage_two_reweights_by_difficulty_as_released():
     # Binary groups of 8 in one task: hard prompts (1 success) end with a net positive push,
-    # easy prompts (7 successes) a net negative one (method.md §2).
+    # easy prompts (7 successes) a net negative one (docs/method.md §2).
     # One group for every success count k = 1..7: net push per group 1.263, 0.837, 0.408, 0,
     # −0.408, −0.837, −1.263 (stage 1 alone gives exactly 0 for each).
     rewards = torch.cat([torch.tensor([1.0] * k + [0.0] * (8 - k)) for k in range(1, 8)])

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from trl import GRPOTrainer
 
-from test_trl_contract import _fake_trainer
+from oracles import fake_loss_trainer
 from vlthinker.algorithms import g2rpo_advantages
 from vlthinker.algorithms.advantages import live_groups_per_rollout
 from vlthinker.train.callbacks import item_means
@@ -39,7 +39,7 @@ def _micro_batch_losses(logps, old, advantages, mask, splits: int, updates: int 
     normalizers = minibatch_token_normalizers(tokens, accumulation, updates)
     losses = []
     for c, normalizer in zip(chunks, normalizers, strict=True):
-        fake = _fake_trainer(logps[c], "dapo", delta=3.0)
+        fake = fake_loss_trainer(logps[c], "dapo", delta=3.0)
         fake.accelerator.num_processes = 1
         fake.current_gradient_accumulation_steps = accumulation
         fake.args.steps_per_generation = splits

@@ -239,6 +239,7 @@ def test_trainer_config_carries_every_trainer_argument_of_the_sections():
     assert (args.epsilon, args.epsilon_high, args.delta) == (0.2, 0.3, 3.0)
     assert args.max_completion_length == 48 and args.num_iterations == 2
     assert args.entropy_coef == 0.0  # TRL's own entropy bonus stays off
+    assert args.use_bias_correction_kl is False  # the method's KL is plain k3 (§3)
 
 
 def test_shaping_switches_turn_their_terms_off_in_the_trainer_config():

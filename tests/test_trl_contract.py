@@ -25,9 +25,6 @@ from vlthinker.models import load_policy, resolve_model_path
 from vlthinker.train.gradient_equity import trl_loss_terms
 from vlthinker.train.trainer import G2RPOTrainer
 
-# The loss tests of test_learning_fixes.py call TRL's loss with this stand-in, checked below.
-_fake_trainer = fake_loss_trainer
-
 GENERATIONS = 2
 
 
@@ -275,7 +272,7 @@ def _loss_inputs(trainer: GRPOTrainer) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(("loss_type", "aggregation"), [("dapo", "token"), ("grpo", "seq")])
 def test_trl_loss_is_the_method_loss_with_our_settings(tmp_path, loss_type, aggregation):
-    """TRL's loss with epsilon / epsilon_high / delta is method.md §3's loss with dual clip,
+    """TRL's loss with epsilon / epsilon_high / delta is docs/method.md §3's loss with dual clip,
     aggregated as loss_aggregation says, and normalised as trl_loss_terms assumes."""
     accumulation, steps_per_generation = 2, 4
     trainer = _trainer(

@@ -1,4 +1,4 @@
-"""The method's rules as pure, vectorized torch functions (method.md §2–§5).
+"""The method's rules as pure, vectorized torch functions (docs/method.md §2–§5).
 
 Any trainer can call these: ours on TRL, verl, or a user's own loop. Everything exported here
 is used by vlthinker's own training code; test oracles live in ``tests/oracles.py``.

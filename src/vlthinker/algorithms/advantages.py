@@ -1,4 +1,4 @@
-"""Advantage estimators: G²RPO (method.md §2) and the baselines it is compared with.
+"""Advantage estimators: G²RPO (docs/method.md §2) and the baselines it is compared with.
 
 Every estimator is registered in :data:`ESTIMATORS` under the name a config uses and takes one call
 signature, ``(rewards, group_ids, task_ids=None, *, weights=None, <its options>)``. Its options are
@@ -45,7 +45,7 @@ def check_finite(rewards: torch.Tensor, name: str = "rewards") -> None:
 
 
 def normal_quantiles(rank: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    """Midpoint standard-normal quantile of method.md §2: ``Φ⁻¹((k − 0.5)/n) = √2·erfinv(2u − 1)``.
+    """Midpoint standard-normal quantile of docs/method.md §2: ``Φ⁻¹((k − 0.5)/n) = √2·erfinv(2u − 1)``.
 
     ``rank`` is 0-based. Computed in float64: near u → 1 the inverse error function amplifies
     float32 rounding.
@@ -105,7 +105,7 @@ def _sorted_map(
 def rank_to_normal(
     values: torch.Tensor, segment_keys: torch.Tensor, *, tie_atol: float = 1e-6
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``map_to_normal`` of method.md §2, applied independently inside every segment.
+    """``map_to_normal`` of docs/method.md §2, applied independently inside every segment.
 
     Within a segment of n values, the value of sorted rank k (1-based) is sent to the standard
     normal quantile ``Φ⁻¹((k − 0.5) / n)`` (:func:`normal_quantiles`). Sorted neighbours no
@@ -152,7 +152,7 @@ def live_groups_per_rollout(
 ) -> torch.Tensor:
     """For every rollout, how many live (non-degenerate) prompt groups its task has in the batch.
 
-    The size of the pool stage 2 ranks over (method.md §2, "Stage 2 needs a pool"); a
+    The size of the pool stage 2 ranks over (docs/method.md §2, "Stage 2 needs a pool"); a
     degenerate rollout counts its task's live groups like any other.
     """
     task, num_tasks = dense_ids(task_ids)
@@ -175,12 +175,12 @@ def task_stage(
     group_ids: torch.Tensor | None = None,
     min_groups: int = 0,
 ) -> torch.Tensor:
-    """G²RPO stage 2 (method.md §2): ``map_to_normal`` of the stage-1 values across each task.
+    """G²RPO stage 2 (docs/method.md §2): ``map_to_normal`` of the stage-1 values across each task.
 
     Rollouts of degenerate groups (size 1 or all tied) keep exactly 0 and stay out of the task's
     ranking, unless ``keep_tied_groups`` reproduces the reference code (their zeros are ranked too).
 
-    Small-pool guard (method.md §2, "Stage 2 needs a pool"): a task with fewer than
+    Small-pool guard (docs/method.md §2, "Stage 2 needs a pool"): a task with fewer than
     ``min_groups`` live groups in the batch keeps its stage-1 values. Ranked over one or two
     groups, stage 2 would stretch whatever separates a group's wrong answers (a length or format
     score) into full-size advantages, positive ones included; stage 1 keeps them below the
@@ -218,7 +218,7 @@ def g2rpo_advantages(
     multi_component: bool = True,
     gate_component: int | None = 0,
 ) -> torch.Tensor:
-    """G²RPO advantages (method.md §2): rank → N(0, 1) within each prompt group, then per task.
+    """G²RPO advantages (docs/method.md §2): rank → N(0, 1) within each prompt group, then per task.
 
     Stage 1 maps every group's rewards onto standard-normal quantiles (:func:`rank_to_normal`);
     stage 2 maps the stage-1 values of each task's non-degenerate rollouts onto N(0, 1) again, so
@@ -279,7 +279,7 @@ def multi_component_g2rpo_advantages(
     keep_tied_groups: bool = False,
     stage2_min_groups: int = 0,
 ) -> torch.Tensor:
-    """Multi-component G²RPO (method.md §2, last paragraph; the reference's GDPO-style variant).
+    """Multi-component G²RPO (docs/method.md §2, "Multi-component form"; GDPO-style).
 
     Each of the K reward components (accuracy, format, length score …) is mapped to N(0, 1)
     inside the group on its own, the mapped components are summed with ``weights`` (default all
@@ -287,7 +287,7 @@ def multi_component_g2rpo_advantages(
     by itself. With ``gate_component`` set (default 0, the task reward), a group whose gate
     component is all tied gets exactly 0 and stays out of stage 2 — the zero-variance decision is
     made on the raw task metric, so a length or format difference alone never turns an all-wrong
-    (or all-right) group into a learning signal (method.md §2 notes, §4).
+    (or all-right) group into a learning signal (docs/method.md §2 notes, §4).
     """
     if rewards.dim() != 2:
         raise ValueError(f"multi-component rewards must be [B, K], got {tuple(rewards.shape)}")
@@ -358,7 +358,7 @@ def grpo_advantages(
     weights: torch.Tensor | list[float] | None = None,
     eps: float = 1e-6,
 ) -> torch.Tensor:
-    """GRPO (method.md §2, first line): ``A_i = (r_i − mean_g) / (std_g + ε)``, unbiased std.
+    """GRPO (docs/method.md §2, first line): ``A_i = (r_i − mean_g) / (std_g + ε)``, unbiased std.
 
     A group of one rollout has no spread and gets 0.
     """

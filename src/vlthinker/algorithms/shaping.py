@@ -1,4 +1,4 @@
-"""Task-level shaping terms: response length (method.md §4) and the entropy band (method.md §5).
+"""Task-level shaping terms: response length (docs/method.md §4) and the entropy band (docs/method.md §5).
 
 Both read per-task settings as tensors indexed by a dense task id (``0..T-1``), so one call covers
 every task of the batch without a loop over tasks.
@@ -14,7 +14,7 @@ from vlthinker.algorithms.segments import segment_count, segment_sum
 def trapezoid_length_score(
     lengths: torch.Tensor, task_ids: torch.Tensor, envelopes: torch.Tensor
 ) -> torch.Tensor:
-    """Trapezoid length score s(L) of method.md §4 (the paper's Eq. 9), per task.
+    """Trapezoid length score s(L) of docs/method.md §4 (the paper's Eq. 9), per task.
 
     ``envelopes[t] = (a, b, c, d)`` with ``a ≤ b ≤ c ≤ d`` (response tokens):
     0 below ``a`` and above ``d``; ``(L − a)/(b − a)`` on ``[a, b)``; 1 on ``[b, c]``;
@@ -39,7 +39,7 @@ def trapezoid_length_score(
 def length_envelope(
     low: float, high: float, slack: float = 0.5
 ) -> tuple[float, float, float, float]:
-    """Trapezoid points for a task's ``[L_min, L_max]`` range (method.md §4).
+    """Trapezoid points for a task's ``[L_min, L_max]`` range (docs/method.md §4).
 
     The plateau is the range itself; the ramps reach 0 at ``L_min·(1 − slack)`` and
     ``L_max·(1 + slack)`` so a response slightly outside its range is penalised slightly.
@@ -54,7 +54,7 @@ def length_envelope(
 def per_task_entropy(
     token_entropies: torch.Tensor, mask: torch.Tensor, task_ids: torch.Tensor, num_tasks: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-task mean entropy ``H_t`` over the task's response tokens (method.md §5).
+    """Per-task mean entropy ``H_t`` over the task's response tokens (docs/method.md §5).
 
     ``token_entropies`` and ``mask`` are ``[B, T]``; the reference uses the sampled tokens'
     negative log-probabilities as the per-token estimate, which may be passed instead.
@@ -76,7 +76,7 @@ def entropy_band_penalty(
     bands: torch.Tensor,
     coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Entropy band hinge of method.md §5: ``β_H · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))``.
+    """Entropy band hinge of docs/method.md §5: ``β_H · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))``.
 
     ``bands[t] = (H_low, H_high)``. Zero (and zero gradient) for a task inside its band; outside,
     the gradient pulls that task's entropy back toward the band. Only tasks present in the batch

@@ -66,6 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
+        "--plugins",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="modules or .py files to import first: your own benchmarks, rules, answer types "
+        "(docs/extending.md)",
+    )
+    parser.add_argument(
         "--allow-absolute-images",
         action="store_true",
         help="accept image paths outside a record file's folder",
@@ -108,6 +116,12 @@ def run_command(args: argparse.Namespace) -> int:
         from vlthinker.data.readers import ALLOW_ABSOLUTE_ENV
 
         os.environ[ALLOW_ABSOLUTE_ENV] = "1"
+    from vlthinker.plugins import PluginError, import_plugins
+
+    try:
+        import_plugins(args.plugins, Path.cwd())
+    except PluginError as error:
+        raise SystemExit(f"vlthinker eval: {error}") from None
     try:
         specs = [DataSpec.parse(text) for text in args.data]
     except (KeyError, FileNotFoundError, ValueError) as error:

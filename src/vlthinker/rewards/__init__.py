@@ -1,4 +1,4 @@
-"""Verifiable rewards for every task (method.md §6), safe on hostile model output.
+"""Verifiable rewards for every task (docs/method.md §6), safe on hostile model output.
 
 Public names follow ``notes/HELPERS.md``: :func:`extract_answer`, :func:`format_reward`, the
 verifiers (:func:`multiple_choice`, :func:`numeric`, :func:`relaxed_accuracy`,

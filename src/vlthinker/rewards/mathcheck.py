@@ -322,7 +322,7 @@ def _plain_number(s: str) -> float | None:
 
 
 def math_equal(prediction: Any, answer: Any, timeout_s: float = DEFAULT_MATH_TIMEOUT_S) -> float:
-    """1.0 iff the prediction is mathematically equivalent to the answer (method.md §6 "math").
+    """1.0 iff the prediction is mathematically equivalent to the answer (docs/method.md §6 "math").
 
     Rule: normalised strings equal -> 1; both plain decimal numbers -> equal within 1e-6
     relative; otherwise math-verify's LaTeX parse + ``verify`` in a child process bounded by

@@ -1,4 +1,4 @@
-"""Per-response reward components (method.md §6): accuracy by answer type, format, structure."""
+"""Per-response reward components (docs/method.md §6): accuracy by answer type, format, structure."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _check_meta(kind: str, meta: Mapping[str, Any]) -> None:
 def score(response: str, answer: Any, answer_type: str, **meta: Any) -> dict[str, float]:
     """Reward components for one response: ``accuracy``, ``format`` and ``structure``.
 
-    Rule (method.md §6): accuracy is the answer type's verifier applied to
+    Rule (docs/method.md §6): accuracy is the answer type's verifier applied to
     :func:`extract_answer` (0 when there is none); format is :func:`format_reward` with
     ``meta["reasoning"]`` (default True) and ``meta["think_tag"]``; structure is the reference's
     0.5 bonus — for grounding only when the answer is JSON with a 4-number ``boxes`` — and 0

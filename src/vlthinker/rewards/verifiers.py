@@ -200,7 +200,7 @@ def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
 
 
 def numeric(prediction: Any, answer: Any, units: Sequence[str] = ()) -> float:
-    """1.0 iff the numbers are equal after rounding to 2 decimals (method.md §6 "numerical").
+    """1.0 iff the numbers are equal after rounding to 2 decimals (docs/method.md §6 "numerical").
 
     Both sides must *be* numbers in the sense of :func:`parse_number` (percent, currency,
     thousands separators and the declared ``units`` tolerated; a percent-signed number may mean

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 
 from vlthinker.data.records import TASKS
+from vlthinker.plugins import PluginError, import_plugins, plugin_paths
 
 if TYPE_CHECKING:
     from vlthinker.train.trainer import G2RPOConfig
@@ -46,7 +47,7 @@ class ModelConfig:
     attn_implementation: str | None = None  # e.g. "flash_attention_2" on GPUs
     lora_rank: int = 0  # > 0 trains a LoRA adapter through peft instead of all weights
     lora_alpha: int = 32
-    freeze_vision: bool = False  # the recipe trains the vision tower (method.md §8)
+    freeze_vision: bool = False  # the recipe trains the vision tower (docs/method.md §8)
 
 
 @dataclass
@@ -61,7 +62,7 @@ class DataConfig:
     seed: int = 0
     on_bad_record: Literal["raise", "skip"] = "raise"
     # Stage-2 key of G²RPO: the answer type (what fixes the reward's shape, as the reference
-    # code does) or the content task (method.md §2, "What task means in stage 2").
+    # code does) or the content task (docs/method.md §2, "What task means in stage 2").
     stage2_key: Literal["answer_type", "task"] = "answer_type"
     # Image paths are confined to the data file's folder; true also opens absolute paths and
     # paths leaving that folder (../, symlinks).
@@ -78,7 +79,7 @@ class RolloutConfig:
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
     vllm_gpu_memory_utilization: float = 0.5
-    # Online filter (method.md §8): keep a prompt group only when its mean accuracy is strictly
+    # Online filter (docs/method.md §8): keep a prompt group only when its mean accuracy is strictly
     # inside [low, high] (the recipe: [0.01, 0.99]), generating for fresh prompts up to
     # max_resample times to refill the batch. None keeps every group.
     online_filter: list[float] | None = None
@@ -112,13 +113,13 @@ class AlgorithmConfig:
     estimator_options: dict[str, Any] = field(default_factory=dict)
     tie_atol: float = 1e-6
     per_task: bool = True  # G²RPO stage 2 on/off (the ablation)
-    keep_tied_groups: bool = False  # the reference code's stage 2 (method.md §2)
-    # Stage 2 needs a pool (method.md §2): a stage-2 key with fewer live groups than this in a
+    keep_tied_groups: bool = False  # the reference code's stage 2 (docs/method.md §2)
+    # Stage 2 needs a pool (docs/method.md §2): a stage-2 key with fewer live groups than this in a
     # batch keeps its stage-1 advantages; 0 ranks every pool, however small (the reference).
     stage2_min_groups: int = 8
-    multi_component: bool = True  # rank accuracy / format / length separately (method.md §2)
+    multi_component: bool = True  # rank accuracy / format / length separately (docs/method.md §2)
     # One weight per reward component (vlthinker.train.rewards.COMPONENTS): accuracy, format,
-    # length, 0.8 / 0.1 / 0.1 by default (method.md §4).
+    # length, 0.8 / 0.1 / 0.1 by default (docs/method.md §4).
     reward_weights: list[float] = field(default_factory=_default_reward_weights)
     loss_aggregation: Literal["token", "seq"] = "token"
     clip_low: float = 0.2
@@ -142,7 +143,7 @@ class ShapingConfig:
     length: bool = True
     length_slack: float = 0.5  # ramp width for a [L_min, L_max] range, see length_envelope
     entropy: bool = True
-    entropy_coef: float = 0.02  # β_H (method.md §5)
+    entropy_coef: float = 0.02  # β_H (docs/method.md §5)
     entropy_estimate: Literal["entropy", "neg_logp"] = "entropy"
     think_tag: str = "think"
     tasks: dict[str, TaskShaping] = field(default_factory=dict)
@@ -155,7 +156,7 @@ class TrainingConfig:
     prompts_per_step: int = 6  # distinct prompts per optimiser step (x num_generations rollouts)
     per_device_batch_size: int = 48  # rollouts per forward/backward micro-batch
     # Optimiser steps per rollout batch: the recipe rolls out 512 prompts and updates on 128 at a
-    # time, i.e. prompts_per_step=128, updates_per_generation=4 (method.md §8).
+    # time, i.e. prompts_per_step=128, updates_per_generation=4 (docs/method.md §8).
     updates_per_generation: int = 1
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
@@ -200,6 +201,9 @@ class RunConfig:
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # Modules or .py files imported before the config is checked (vlthinker.plugins): where a
+    # user's own estimator, answer type or benchmark is registered (docs/extending.md).
+    plugins: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -381,8 +385,14 @@ def load_sections(
     checks are the caller's."""
     tree = read_tree(path, overrides)
     try:
+        if "plugins" in {f.name for f in dataclasses.fields(cls)}:
+            plugins = _coerce(tree.get("plugins", []), list[str], "plugins")
+            # File plug-ins are kept as absolute paths, so a run's saved config.yaml (read from
+            # the run folder on resume) still finds them.
+            tree["plugins"] = plugin_paths(plugins, Path(path).parent if path else None)
+            import_plugins(tree["plugins"])
         return build_dataclass(cls, tree)
-    except ConfigError as error:
+    except (ConfigError, PluginError) as error:
         source = f"{path}: " if path is not None else ""
         raise ConfigError(f"{source}{error}") from None
 
@@ -647,7 +657,7 @@ def trainer_config(
         learning_rate=training.learning_rate,
         weight_decay=training.weight_decay,
         warmup_steps=training.warmup_steps,
-        lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (method.md §8)
+        lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (docs/method.md §8)
         max_grad_norm=training.max_grad_norm,
         # token: mean over every token of the optimiser step's mini-batch — TRL's "dapo"
         # normalisation, made exact per step by G2RPOTrainer; seq: per sequence ("grpo").
@@ -656,6 +666,9 @@ def trainer_config(
         epsilon_high=algorithm.clip_high,
         delta=algorithm.dual_clip,  # TRL's ratio cap = dual clip for A < 0 (see test_trl_contract)
         beta=algorithm.kl_coef,
+        # The method's KL is the plain k3 estimator (docs/method.md §3); TRL's default weighs
+        # each token's k3 by the ratio (same value on-policy, a different gradient).
+        use_bias_correction_kl=False,
         num_iterations=algorithm.num_iterations,
         seed=training.seed,  # also seeds the online filter's fresh prompts
         data_seed=training.seed,

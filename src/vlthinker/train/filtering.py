@@ -1,4 +1,4 @@
-"""Online filtering (method.md §8): keep prompt groups whose mean accuracy is strictly inside a
+"""Online filtering (docs/method.md §8): keep prompt groups whose mean accuracy is strictly inside a
 band, and the batch surgery that refills a rollout batch from several generation calls.
 
 The decision is made on the raw accuracy component, never on the shaped reward, so a length or
@@ -33,7 +33,7 @@ SCALARS = ("num_items_in_batch",)
 
 
 def live_groups(accuracy: torch.Tensor, generations: int, low: float, high: float) -> torch.Tensor:
-    """Online filter of method.md §8: per prompt group, whether its mean accuracy lies strictly
+    """Online filter of docs/method.md §8: per prompt group, whether its mean accuracy lies strictly
     between ``low`` and ``high`` (the recipe: 0.01 and 0.99). ``accuracy`` is ``[n]`` with each
     group's ``generations`` rollouts side by side; returns ``[n // generations]`` bools."""
     if accuracy.numel() % generations:

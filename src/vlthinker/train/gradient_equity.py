@@ -164,7 +164,7 @@ def task_gradient_metrics(
         accumulation=trainer.current_gradient_accumulation_steps,
         steps_per_generation=args.steps_per_generation,
     )
-    names = trainer.method.task_names
+    names = args.task_names
     params = [p for p in model.parameters() if p.requires_grad]
     norms = per_task_gradient_norms(per_token, mask, task_index, params, normalizer, len(names))
     metrics: dict[str, float] = {}

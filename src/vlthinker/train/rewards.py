@@ -2,7 +2,7 @@
 
 TRL calls each reward function with the batch's completions and dataset columns and stacks their
 outputs as the columns of ``rewards_per_func``, in :data:`COMPONENTS` order. The components are
-kept apart so that multi-component G²RPO ranks them separately (method.md §2). Everything that
+kept apart so that multi-component G²RPO ranks them separately (docs/method.md §2). Everything that
 depends on which column is which — the gate column the online filter and the tie metrics read,
 the number of weights, a component switched off by a ``shaping`` flag — is derived from
 :data:`COMPONENTS`. Scoring is done once per batch and shared by the accuracy and format
@@ -108,7 +108,7 @@ class RewardComponent:
 
 
 #: The reward components, in the column order of TRL's ``rewards_per_func``. Default weights
-#: 0.8 / 0.1 / 0.1 (method.md §4).
+#: 0.8 / 0.1 / 0.1 (docs/method.md §4).
 COMPONENTS: tuple[RewardComponent, ...] = (
     RewardComponent("accuracy", RewardComponents.accuracy, 0.8, "gate"),
     RewardComponent("format", RewardComponents.format, 0.1, "shaping"),

@@ -61,7 +61,7 @@ class G2RPOConfig(GRPOConfig):
         metadata={"help": "Per task, the entropy band [H_low, H_high]; None: no band penalty."},
     )
     entropy_band_coef: float = field(
-        default=0.0, metadata={"help": "Weight of the entropy-band penalty (method.md §5)."}
+        default=0.0, metadata={"help": "Weight of the entropy-band penalty (docs/method.md §5)."}
     )
     entropy_estimate: str = field(
         default="entropy",
@@ -108,7 +108,7 @@ class G2RPOConfig(GRPOConfig):
 def minibatch_token_normalizers(
     chunk_tokens: torch.Tensor, accumulation: int, updates_per_generation: int
 ) -> torch.Tensor:
-    """Token-mean loss over the mini-batch (method.md §3, §8), whatever the micro-batching.
+    """Token-mean loss over the mini-batch (docs/method.md §3, §8), whatever the micro-batching.
 
     ``chunk_tokens`` holds the completion-token count of each of a rollout batch's
     ``accumulation × updates_per_generation`` micro-batches, summed over processes, in the order
@@ -155,7 +155,7 @@ def batch_advantages(
     """Advantages of the whole gathered batch from estimator ``estimator`` with its ``options``.
 
     Every estimator receives the ``[N, K]`` reward components and the weights: multi-component
-    G²RPO ranks them separately inside each group (method.md §2), the others sum them first.
+    G²RPO ranks them separately inside each group (docs/method.md §2), the others sum them first.
     """
     # float64 weights from the Python numbers (TRL's own reward_weights tensor is float32).
     weight = torch.tensor(list(weights), dtype=rewards.dtype)
@@ -381,7 +381,7 @@ class G2RPOTrainer(GRPOTrainer):
     def _fill_with_live_groups(
         self, output: dict[str, Any], rewards: torch.Tensor, inputs: list[dict[str, Any]]
     ) -> tuple[dict[str, Any], torch.Tensor, list[dict[str, Any]], torch.Tensor]:
-        """DAPO-style dynamic sampling (method.md §8): keep the groups the online filter passes
+        """DAPO-style dynamic sampling (docs/method.md §8): keep the groups the online filter passes
         and generate for fresh prompts, up to ``max_resample`` times, until every process has as
         many live groups as it started with. Any shortfall is filled with dropped groups whose
         completion mask is zeroed: they keep the batch's shape and take no part in the loss.

@@ -1,6 +1,6 @@
 """Benchmark adapters: each reads one public release's files into ``vlthinker.data`` records.
 
-One module per benchmark family (the paper's six categories, method.md §7) plus the synthetic
+One module per benchmark family (the paper's six categories, docs/method.md §7) plus the synthetic
 suite; importing this package registers them all.
 """
 

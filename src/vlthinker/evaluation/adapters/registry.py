@@ -1,6 +1,6 @@
 """The benchmark registry: what each adapter reads, how it is scored and grouped.
 
-Categories and reference numbers are the paper's (method.md §7): six categories of three
+Categories and reference numbers are the paper's (docs/method.md §7): six categories of three
 benchmarks; the two reference columns are Qwen3-VL-8B-Instruct and OpenVLThinkerV2, in the
 benchmark's display unit (percent, OCRBench out of 1000).
 
