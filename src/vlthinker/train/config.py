@@ -559,9 +559,7 @@ def length_envelopes(config: RunConfig) -> list[list[float]] | None:
     if not config.shaping.length:
         return None
     envelopes = []
-    for task in config.data.tasks:
-        shaping = config.shaping.tasks.get(task)
-        points = shaping.length if shaping and shaping.length else None
+    for points in _per_task(config, "length"):
         if points is None:
             envelopes.append([0.0, 0.0, math.inf, math.inf])
         elif len(points) == 2:
@@ -577,12 +575,15 @@ def entropy_bands(config: RunConfig) -> list[list[float]] | None:
     None when ``shaping.entropy`` is off."""
     if not config.shaping.entropy:
         return None
-    bands = []
-    for task in config.data.tasks:
-        shaping = config.shaping.tasks.get(task)
-        band = shaping.entropy_band if shaping and shaping.entropy_band else None
-        bands.append(list(band) if band else [0.0, math.inf])
-    return bands
+    return [list(band) if band else [0.0, math.inf] for band in _per_task(config, "entropy_band")]
+
+
+def _per_task(config: RunConfig, setting: str) -> list[Any]:
+    """``shaping.tasks.<task>.<setting>`` for every task of ``data.tasks`` (None where unset)."""
+    return [
+        getattr(config.shaping.tasks[task], setting) if task in config.shaping.tasks else None
+        for task in config.data.tasks
+    ]
 
 
 def trainer_config(
