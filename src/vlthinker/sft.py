@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import time
-import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +30,13 @@ from vlthinker.data import (
     synthetic,
     target_text,
 )
-from vlthinker.train.config import ConfigError, Override, load_sections
+from vlthinker.train.config import (
+    ConfigError,
+    Override,
+    flat_sections,
+    flat_settings,
+    load_sections,
+)
 
 
 @dataclass
@@ -225,30 +230,8 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _section_classes() -> type:
-    """The file's sections as dataclasses: one field per :class:`SFTSettings` field, at its
-    :data:`SFT_KEYS` place, with its type and default (so the defaults are stated once)."""
-    hints = typing.get_type_hints(SFTSettings)
-    sections: dict[str, list[tuple[str, Any, Any]]] = {}
-    for setting in dataclasses.fields(SFTSettings):
-        section, key = SFT_KEYS[setting.name].split(".")
-        default = (
-            field(default_factory=setting.default_factory)
-            if setting.default is dataclasses.MISSING
-            else field(default=setting.default)
-        )
-        sections.setdefault(section, []).append((key, hints[setting.name], default))
-    classes = {
-        name: dataclasses.make_dataclass(f"SFT{name.title()}Section", specs)
-        for name, specs in sections.items()
-    }
-    return dataclasses.make_dataclass(
-        "SFTSections", [(name, cls, field(default_factory=cls)) for name, cls in classes.items()]
-    )
-
-
 #: The sectioned form of :class:`SFTSettings` that a config file holds.
-SFTSections = _section_classes()
+SFTSections = flat_sections(SFTSettings, SFT_KEYS, "SFT")
 
 
 def load_sft_settings(
@@ -257,11 +240,7 @@ def load_sft_settings(
     """:class:`SFTSettings` from an SFT config file (or the defaults) plus overrides, type- and
     range-checked: a bad value raises :class:`ConfigError` naming its key (and flag)."""
     sections = load_sections(SFTSections, path, overrides)
-    values = {}
-    for name, key in SFT_KEYS.items():
-        section, sub = key.split(".")
-        values[name] = getattr(getattr(sections, section), sub)
-    settings = SFTSettings(**values)
+    settings = flat_settings(SFTSettings, SFT_KEYS, sections)
     validate_settings(settings)
     return settings
 

@@ -11,11 +11,68 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vlthinker.evaluation.generators import BACKENDS
+from vlthinker.train.config import ConfigError, flat_sections, flat_settings, load_sections
 
 DEFAULT_OUT = "runs/eval"
+
+
+@dataclass
+class EvalSettings:
+    """Every setting of ``vlthinker eval`` (one per flag), with its default."""
+
+    model: str | None = None
+    data: list[str] = field(default_factory=list)
+    limit: int | None = None
+    allow_absolute_images: bool = False
+    plugins: list[str] = field(default_factory=list)
+    batch_size: int = 8
+    max_new_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    backend: str = "auto"
+    think_tag: str = "think"
+    out: str = DEFAULT_OUT
+    no_progress: bool = False
+    judge: str | None = None
+    judge_model: str = "gpt-4o"
+    judge_key_env: str = "OPENAI_API_KEY"
+
+
+#: Where each setting lives in an eval config file; its flag is ``--<setting>`` (``_`` → ``-``).
+EVAL_KEYS: dict[str, str] = {
+    "model": "model.path",
+    "data": "data.specs",
+    "limit": "data.limit",
+    "allow_absolute_images": "data.allow_absolute_images",
+    "plugins": "data.plugins",
+    "batch_size": "generation.batch_size",
+    "max_new_tokens": "generation.max_new_tokens",
+    "temperature": "generation.temperature",
+    "top_p": "generation.top_p",
+    "backend": "generation.backend",
+    "think_tag": "generation.think_tag",
+    "out": "output.dir",
+    "no_progress": "output.no_progress",
+    "judge": "judge.url",
+    "judge_model": "judge.model",
+    "judge_key_env": "judge.key_env",
+}
+
+#: The sectioned form of :class:`EvalSettings` that ``--config`` reads.
+EvalSections = flat_sections(EvalSettings, EVAL_KEYS, "Eval")
+
+
+def load_eval_settings(
+    path: str | Path | None, flags: dict[str, object] | None = None
+) -> EvalSettings:
+    """:class:`EvalSettings` from an eval config file (or the defaults), then the flags given on
+    the command line, through the loader ``vlthinker train`` uses (keys and types checked)."""
+    pairs = [(EVAL_KEYS[name], value) for name, value in (flags or {}).items()]
+    return flat_settings(EvalSettings, EVAL_KEYS, load_sections(EvalSections, path, pairs))
 
 
 def _benchmark_list() -> str:
@@ -36,6 +93,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=f"benchmarks: {_benchmark_list()}. See docs/evaluation.md for file layouts.",
     )
     parser.add_argument(
+        "--config",
+        type=Path,
+        help="eval config YAML (sections model, data, generation, output, judge: see the README); "
+        "flags given on the command line override it",
+    )
+    parser.add_argument(
         "--model",
         help="local checkpoint folder (a transformers save_pretrained folder; hub names are not "
         "downloaded); embedded:tiny_vlm is the shipped model",
@@ -43,7 +106,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         nargs="+",
-        required=True,
         metavar="SPEC",
         help="name=path (e.g. chartqa=/data/ChartQA), 'synthetic', or a record-format path",
     )
@@ -54,7 +116,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass in (0, 1] (1)")
     parser.add_argument("--limit", type=int, help="first N items of each benchmark")
-    parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help="output folder")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -92,7 +154,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="VAR",
         help="environment variable holding the judge's API key (default OPENAI_API_KEY)",
     )
+    for action in parser._actions:
+        # A flag not given leaves the config file's value (or EvalSettings' default) in place.
+        if action.dest in EVAL_KEYS:
+            action.default = argparse.SUPPRESS
     parser.set_defaults(func=run_command)
+
+
+def settings_from_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The flags given, over ``--config``'s file, over the defaults, as one namespace."""
+    given = {name: getattr(args, name) for name in EVAL_KEYS if hasattr(args, name)}
+    try:
+        settings = load_eval_settings(getattr(args, "config", None), given)
+    except ConfigError as error:
+        raise SystemExit(f"vlthinker eval: {error}") from None
+    if not settings.data:
+        raise SystemExit(
+            "vlthinker eval: nothing to score: give --data SPEC ... (or data.specs in --config)"
+        )
+    return argparse.Namespace(**asdict(settings))
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -100,6 +180,12 @@ def run_command(args: argparse.Namespace) -> int:
     from vlthinker.evaluation.specs import DataSpec
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = settings_from_args(args)
+    if args.backend not in BACKENDS:
+        raise SystemExit(
+            f"vlthinker eval: generation.backend (--backend) {args.backend!r} is not one of "
+            f"{', '.join(BACKENDS)}"
+        )
     if args.batch_size < 1:
         raise SystemExit("vlthinker eval: --batch-size must be at least 1")
     if args.max_new_tokens < 1:
@@ -131,7 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         result = run_eval(
             specs,
-            out_dir=args.out,
+            out_dir=Path(args.out),
             model_path=args.model,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
@@ -149,7 +235,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         judge = judge_from_args(args.judge, args.judge_model, args.judge_key_env)
         try:
-            judge_run(judge, specs, args.out, result.summary, limit=args.limit)
+            judge_run(judge, specs, Path(args.out), result.summary, limit=args.limit)
         except JudgeError as error:
             raise SystemExit(f"vlthinker eval --judge: {error}") from None
     print(result.table())

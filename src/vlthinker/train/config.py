@@ -20,7 +20,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -395,6 +395,39 @@ def load_sections(
     except (ConfigError, PluginError) as error:
         source = f"{path}: " if path is not None else ""
         raise ConfigError(f"{source}{error}") from None
+
+
+def flat_sections(settings: type, keys: Mapping[str, str], prefix: str) -> type:
+    """A config-file form of the flat dataclass ``settings`` (a command's options): one section
+    dataclass per ``section`` of ``keys`` (``{field: "section.key"}``), each field at its place
+    with its type and default, so the defaults are stated once (on ``settings``)."""
+    hints = typing.get_type_hints(settings)
+    sections: dict[str, list[tuple[str, Any, Any]]] = {}
+    for setting in dataclasses.fields(settings):
+        section, key = keys[setting.name].split(".")
+        default = (
+            field(default_factory=setting.default_factory)
+            if setting.default is dataclasses.MISSING
+            else field(default=setting.default)
+        )
+        sections.setdefault(section, []).append((key, hints[setting.name], default))
+    classes = {
+        name: dataclasses.make_dataclass(f"{prefix}{name.title()}Section", specs)
+        for name, specs in sections.items()
+    }
+    return dataclasses.make_dataclass(
+        f"{prefix}Sections",
+        [(name, cls, field(default_factory=cls)) for name, cls in classes.items()],
+    )
+
+
+def flat_settings(settings: type[SectionsT], keys: Mapping[str, str], sections: Any) -> SectionsT:
+    """The flat ``settings`` read back from a :func:`flat_sections` instance."""
+    values = {}
+    for name, key in keys.items():
+        section, sub = key.split(".")
+        values[name] = getattr(getattr(sections, section), sub)
+    return settings(**values)
 
 
 def load_config(
