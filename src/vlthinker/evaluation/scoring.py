@@ -405,6 +405,16 @@ def rule_point_in_polygon(pred: str, record: Any, details: dict[str, Any]) -> fl
     return float(point_in_polygon(point[0], point[1], details["polygon"]))
 
 
+def load_mask(path: str) -> Any:
+    """A binary mask image as a boolean array (non-zero pixels are inside)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("L"))
+    return array > 0
+
+
 @RULES.register("point_in_mask", rule_only=True)
 def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float:
     """RefSpatial: the share of predicted points inside the mask (Zhoues/RoboRefer's
@@ -412,8 +422,6 @@ def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float
     mapped to the pixel ``int(x * width)``, ``int(y * height)`` clipped to the image, as
     open-compass/VLMEvalKit ``vlmeval/dataset/refspatial.py`` ``_check_points_in_mask`` does;
     a point with a negative coordinate is outside."""
-    from vlthinker.evaluation.adapters.base import load_mask
-
     points = parse_points(pred)
     if not points:
         return 0.0

@@ -297,15 +297,6 @@ def single_image(row: Row, store: ImageStore, name: str, field: str = "image") -
     return [store.save(row.require(field), name, row, field)]
 
 
-def load_mask(path: str) -> Any:
-    """A binary mask image as a boolean array (non-zero pixels are inside)."""
-    import numpy as np
-
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("L"))
-    return array > 0
-
-
 # ---------------------------------------------------------------- options and values
 
 
