@@ -10,13 +10,12 @@ import pytest
 import yaml
 
 from vlthinker.algorithms import ESTIMATORS
+from vlthinker.configuration import load_sections, parse_override
 from vlthinker.train.config import (
     ConfigError,
     RunConfig,
     dump_config,
     load_config,
-    load_sections,
-    parse_override,
     trainer_config,
 )
 

@@ -5,7 +5,7 @@ solution wrapped in the configured tags; the loss is on the completion only. The
 fine-tunes the embedded tiny model on CPU and a Qwen3-VL checkpoint on GPUs (bf16, optional LoRA).
 
 Settings come from a YAML file of sections (``model``, ``data``, ``training``, ``logging``) read
-by the loader ``vlthinker train`` uses (:func:`vlthinker.train.config.load_sections`), then
+by the loader ``vlthinker train`` uses (:func:`vlthinker.configuration.load_sections`), then
 ``--flag`` options, then ``key.sub=value`` overrides; :data:`SFT_KEYS` says where each setting
 lives in the file.
 """
@@ -21,6 +21,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlthinker.configuration import (
+    ConfigError,
+    Override,
+    flat_sections,
+    flat_settings,
+    load_sections,
+)
 from vlthinker.data import (
     PromptConfig,
     Record,
@@ -29,13 +36,6 @@ from vlthinker.data import (
     prompt_text,
     synthetic,
     target_text,
-)
-from vlthinker.train.config import (
-    ConfigError,
-    Override,
-    flat_sections,
-    flat_settings,
-    load_sections,
 )
 
 

@@ -45,7 +45,7 @@ def check_finite(rewards: torch.Tensor, name: str = "rewards") -> None:
 
 
 def normal_quantiles(rank: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
-    """Midpoint standard-normal quantile of docs/method.md §2: ``Φ⁻¹((k − 0.5)/n) = √2·erfinv(2u − 1)``.
+    """Midpoint normal quantile (docs/method.md §2): ``Φ⁻¹((k − 0.5)/n) = √2·erfinv(2u − 1)``.
 
     ``rank`` is 0-based. Computed in float64: near u → 1 the inverse error function amplifies
     float32 rounding.

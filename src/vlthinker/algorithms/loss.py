@@ -20,7 +20,7 @@ def clipped_policy_loss(
     clip_high: float = 0.3,
     dual_clip: float | None = 3.0,
 ) -> torch.Tensor:
-    """Per-token clipped surrogate loss of docs/method.md §3, defaults from the released recipe (§8).
+    """Per-token clipped surrogate loss (docs/method.md §3), defaults from the recipe (§8).
 
     With ``ρ = exp(log π − log π_old)``: ``ℓ = −min(min(ρ, c)·A, clip(ρ, 1 − ε_low, 1 + ε_high)·A)``
     where ``c`` is ``dual_clip`` (no cap when None). Capping the ratio of the unclipped term is

@@ -1,4 +1,4 @@
-"""Task-level shaping terms: response length (docs/method.md §4) and the entropy band (docs/method.md §5).
+"""Task-level shaping terms: response length and the entropy band (docs/method.md §4, §5).
 
 Both read per-task settings as tensors indexed by a dense task id (``0..T-1``), so one call covers
 every task of the batch without a loop over tasks.
@@ -76,7 +76,8 @@ def entropy_band_penalty(
     bands: torch.Tensor,
     coef: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Entropy band hinge of docs/method.md §5: ``β_H · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))``.
+    """Entropy band hinge (docs/method.md §5):
+    ``β_H · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))``.
 
     ``bands[t] = (H_low, H_high)``. Zero (and zero gradient) for a task inside its band; outside,
     the gradient pulls that task's entropy back toward the band. Only tasks present in the batch

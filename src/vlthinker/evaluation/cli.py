@@ -14,8 +14,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vlthinker.configuration import ConfigError, flat_sections, flat_settings, load_sections
 from vlthinker.evaluation.generators import BACKENDS
-from vlthinker.train.config import ConfigError, flat_sections, flat_settings, load_sections
 
 DEFAULT_OUT = "runs/eval"
 

@@ -1,4 +1,4 @@
-"""Answer extraction and the format reward (docs/method.md §6: answers are read from ``<answer>``)."""
+"""Answer extraction and the format reward (docs/method.md §6: answers come from ``<answer>``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Spatial grounding: box parsing, coordinate systems and IoU (docs/method.md §6 "spatial grounding")."""
+"""Spatial grounding: box parsing, coordinate systems and IoU (docs/method.md §6)."""
 
 from __future__ import annotations
 

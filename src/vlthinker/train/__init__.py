@@ -10,13 +10,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vlthinker.train.config import RunConfig, load_config, load_sections, trainer_config
+    from vlthinker.configuration import load_sections
+    from vlthinker.train.config import RunConfig, load_config, trainer_config
     from vlthinker.train.trainer import G2RPOConfig, G2RPOTrainer, batch_advantages
 
 _LAZY = {
     "RunConfig": "vlthinker.train.config",
     "load_config": "vlthinker.train.config",
-    "load_sections": "vlthinker.train.config",
+    "load_sections": "vlthinker.configuration",
     "trainer_config": "vlthinker.train.config",
     "G2RPOConfig": "vlthinker.train.trainer",
     "G2RPOTrainer": "vlthinker.train.trainer",
