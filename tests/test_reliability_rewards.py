@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from vlthinker.rewards import mathcheck
 from vlthinker.rewards.mathcheck import (
     _GRACE_S,
@@ -48,3 +51,23 @@ def test_a_hung_check_of_many_answers_is_killed_at_one_deadline():
     started = time.monotonic()
     assert _symbolic("1", ACCEPTED, 0.3, {"op": "sleep", "seconds": 30}) is None
     assert time.monotonic() - started < 0.3 + _GRACE_S + 0.5
+
+
+def test_sanitize_replaces_each_lone_surrogate_by_one_character():
+    from vlthinker.rewards.safety import sanitize
+
+    assert sanitize("\ud800abc") == "\ufffdabc"  # one replacement, not three
+    assert sanitize("x\ud83d\ude00y") == "x\U0001f600y"  # a pair is its character
+    assert sanitize("a\ud800\udfffb\udfff") == "a\U000103ffb\ufffd"  # 0x10000 + 0x3FF
+    assert sanitize("\ud800" + "1" * 5000, limit=4096) == "\ufffd" + "1" * 4095
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, categories=None), max_size=64))
+def test_sanitize_never_grows_and_always_encodes(text):
+    from vlthinker.rewards.safety import sanitize
+
+    for limit in (8, 64):
+        clean = sanitize(text, limit=limit)
+        assert len(clean) <= limit
+        clean.encode("utf-8")  # no lone surrogate is left

@@ -34,15 +34,17 @@ _CONTROL = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), *range(127, 
 def sanitize(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
     """Return ``text`` cut to ``limit`` characters, lone surrogates replaced, controls removed.
 
-    Rule: truncate first (so the cost is bounded), then replace unpaired UTF-16 surrogates with
-    U+FFFD (they cannot be encoded as UTF-8), then delete control characters.
+    Rule: truncate first (so the cost is bounded), then join surrogate pairs into their character
+    and replace each unpaired UTF-16 surrogate with one U+FFFD (they cannot be encoded as UTF-8),
+    then delete control characters. The result is never longer than ``limit``: a round trip
+    through UTF-8 would turn one lone surrogate into three replacement characters.
     """
     if len(text) > limit:
         text = text[:limit]
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return text.translate(_CONTROL)
 
 
