@@ -1,4 +1,4 @@
-"""Per-response reward components (docs/method.md §6): accuracy by answer type, format, structure."""
+"""Per-response reward components (docs/method.md §6): accuracy by answer type, format."""
 
 from __future__ import annotations
 
