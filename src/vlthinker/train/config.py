@@ -187,6 +187,9 @@ class LoggingConfig:
     # Per step, per task: the norm of the task's share of the policy gradient and its share of
     # the total (vlthinker.train.gradient_equity); one extra backward per task, off at scale.
     task_gradient_norms: bool = False
+    # Measure them on every N-th optimiser step only (steps 1, N+1, 2N+1, …): the extra backward
+    # passes cost more than the step itself at the tiny scale.
+    task_gradient_norms_every: int = 1
 
 
 @dataclass
@@ -265,6 +268,10 @@ def validate(config: RunConfig) -> None:
         ),
         (config.training.eval_steps >= 0, "training.eval_steps must be ≥ 0 (0: start and end)"),
         (config.logging.logging_steps >= 1, "logging.logging_steps must be ≥ 1"),
+        (
+            config.logging.task_gradient_norms_every >= 1,
+            "logging.task_gradient_norms_every must be ≥ 1",
+        ),
         (config.rollout.max_resample >= 0, "rollout.max_resample must be ≥ 0"),
         (
             config.rollout.online_filter is None
@@ -444,6 +451,7 @@ def trainer_config(
         online_filter=list(rollout.online_filter) if rollout.online_filter else None,
         max_resample=rollout.max_resample,
         task_gradient_norms=config.logging.task_gradient_norms,
+        task_gradient_norms_every=config.logging.task_gradient_norms_every,
         validation_steps=training.eval_steps,
         validation_batch_size=training.eval_batch_size,
         validation_temperature=training.eval_temperature,

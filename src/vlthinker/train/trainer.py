@@ -77,6 +77,9 @@ class G2RPOConfig(GRPOConfig):
     task_gradient_norms: bool = field(
         default=False, metadata={"help": "Log each task's share of the policy gradient."}
     )
+    task_gradient_norms_every: int = field(
+        default=1, metadata={"help": "Measure the per-task gradient norms every N steps."}
+    )
     validation_steps: int = field(
         default=10, metadata={"help": "Validate every N steps (0: before and after training)."}
     )
@@ -549,8 +552,14 @@ class G2RPOTrainer(GRPOTrainer):
             mask = mask * inputs["tool_mask"]
         tasks = inputs["task_index"]
         mode = "train" if self.model.training else "eval"
-        # Measured on the last micro-batch of each optimiser step (one extra backward per task).
-        if self.args.task_gradient_norms and mode == "train" and self.accelerator.sync_gradients:
+        # Measured on the last micro-batch of every N-th optimiser step (one extra backward per
+        # task); global_step counts finished steps, so steps 1, N+1, 2N+1, … are measured.
+        if (
+            self.args.task_gradient_norms
+            and mode == "train"
+            and self.accelerator.sync_gradients
+            and self.state.global_step % self.args.task_gradient_norms_every == 0
+        ):
             equity = task_gradient_metrics(self, model, logps, mask, tasks, inputs)
             for key, value in equity.items():
                 self._metrics[mode][key].append(value)
