@@ -152,6 +152,10 @@ class TrainingConfig:
     max_steps: int = 30
     prompts_per_step: int = 6  # distinct prompts per optimiser step (x num_generations rollouts)
     per_device_batch_size: int = 48  # rollouts per forward/backward micro-batch
+    # Score a group's rollouts with one pass over their shared prompt and image, the completions
+    # on top of its cache (vlthinker.train.shared_prompt): the same log-probs and gradients, far
+    # fewer tokens where prompts are long and answers short. Qwen-VL models; others fall back.
+    shared_prompt_pass: bool = False
     # Optimiser steps per rollout batch: the recipe rolls out 512 prompts and updates on 128 at a
     # time, i.e. prompts_per_step=128, updates_per_generation=4 (docs/method.md §8).
     updates_per_generation: int = 1
@@ -461,6 +465,7 @@ def trainer_config(
         # TRL's rollout and optimisation
         max_steps=training.max_steps,
         per_device_train_batch_size=training.per_device_batch_size,
+        shared_prompt_pass=training.shared_prompt_pass,
         gradient_accumulation_steps=accumulation,
         steps_per_generation=accumulation * training.updates_per_generation,
         num_generations=rollout.num_generations,

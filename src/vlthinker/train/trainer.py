@@ -27,6 +27,7 @@ from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take
 from vlthinker.train.gradient_equity import task_gradient_metrics
 from vlthinker.train.rewards import GATE, component_names, default_weights
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
+from vlthinker.train.shared_prompt import shared_prompt_batches
 
 
 @dataclass
@@ -76,6 +77,10 @@ class G2RPOConfig(GRPOConfig):
     )
     task_gradient_norms: bool = field(
         default=False, metadata={"help": "Log each task's share of the policy gradient."}
+    )
+    shared_prompt_pass: bool = field(
+        default=False,
+        metadata={"help": "Score a group's rollouts with one pass over their shared prompt."},
     )
     task_gradient_norms_every: int = field(
         default=1, metadata={"help": "Measure the per-task gradient norms every N steps."}
@@ -535,7 +540,13 @@ class G2RPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ entropy band
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):
-        logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        scored = None
+        if self.args.shared_prompt_pass:
+            scored = shared_prompt_batches(*args, temperature=self.temperature, **kwargs)
+        if scored is None:
+            logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        else:
+            (logps, entropies), aux = scored, None
         if kwargs.get("compute_entropy") and torch.is_grad_enabled():
             self._entropy_inputs = (logps, entropies)
         return logps, entropies, aux
