@@ -10,9 +10,9 @@ entropies are those of the full forward (up to float rounding); gradients flow i
 prompt pass from every row that uses it, so they equal the full forward's too.
 
 It applies to Qwen-VL-style models (a ``get_rope_index`` for their 3-D rotary positions, one image
-per row given as ``pixel_values`` rows plus ``image_grid_thw``); for anything else, or a batch
-with no repeated prompt, :func:`shared_prompt_scores` returns ``None`` and the caller scores the
-usual way.
+per row given as ``pixel_values`` rows plus ``image_grid_thw``); for anything else
+:func:`shared_prompt_scores` returns ``None`` and the caller scores the usual way. A batch whose
+prompts are all distinct costs what the full forward does.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def distinct_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """``(first_row, inverse)`` over rows whose prompt tokens *and* image pixels are identical:
     ``first_row[k]`` is a row holding distinct prompt ``k`` and ``inverse[i]`` the prompt of row
-    ``i``. ``None`` when no prompt repeats (nothing to share)."""
+    ``i``. ``None`` if two rows with equal fingerprints differ after all (the caller then scores
+    the usual way)."""
     batch = prompt_ids.size(0)
     pixels = pixel_values.reshape(batch, rows_per_image * pixel_values.size(-1))
     # Two fingerprints of each image join the tokens in the key; equality is then checked exactly.
@@ -47,8 +48,6 @@ def distinct_prompts(
     key = torch.cat([prompt_ids.double(), fingerprint], dim=1)
     _, inverse = torch.unique(key, dim=0, return_inverse=True)
     count = int(inverse.max()) + 1
-    if count == batch:
-        return None
     first_row = torch.full((count,), batch, dtype=torch.long, device=inverse.device)
     first_row = first_row.scatter_reduce(
         0, inverse, torch.arange(batch, device=inverse.device), reduce="amin"
