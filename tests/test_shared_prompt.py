@@ -80,7 +80,7 @@ def _image_inputs(kwargs: dict) -> dict:
 def test_shared_pass_gives_the_full_forwards_logps_entropies_and_gradients(
     scoring_call, temperature
 ):
-    trainer, args, kwargs = scoring_call
+    _, args, kwargs = scoring_call
     model, input_ids, attention_mask, keep = args[:4]
     mask = attention_mask[:, -keep:].bool()
     reference = _full_forward(
