@@ -112,6 +112,8 @@ def shared_prompt_scores(
         logits_to_keep=1,
     )
     cache = prompt_out.cache
+    if cache is None:  # no cache returned (e.g. under activation checkpointing): score as usual
+        return None
     cache.batch_select_indices(inverse)
     completion_out = model(
         input_ids=input_ids[:, prompt_length:],
