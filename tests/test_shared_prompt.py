@@ -96,6 +96,7 @@ def test_shared_pass_gives_the_full_forwards_logps_entropies_and_gradients(
         temperature=temperature,
     )
     assert shared is not None
+    assert bool((shared[0][~mask] == 0).all()) and bool((shared[1][~mask] == 0).all())
     assert torch.allclose(shared[0][mask], reference[0][mask], atol=1e-5)
     assert torch.allclose(shared[1][mask], reference[1][mask], atol=1e-5)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -135,6 +136,9 @@ def test_prompts_are_shared_only_when_tokens_and_image_are_identical():
     first, inverse = distinct_prompts(prompt, pixels, rows_per_image=2)
     assert inverse[0] == inverse[1] and len({int(i) for i in inverse}) == 3
     assert first[inverse[0]] == 0 and first[inverse[2]] == 2 and first[inverse[3]] == 3
+    grids = torch.tensor([[1, 2, 1], [1, 1, 2], [1, 2, 1], [1, 2, 1]])  # row 1: another layout
+    _, by_grid = distinct_prompts(prompt[:2], pixels[:4], 2, grids[:2])
+    assert by_grid[0] != by_grid[1]
     first, inverse = distinct_prompts(prompt[2:], pixels[4:], rows_per_image=2)  # no repeats
     assert sorted(first.tolist()) == [0, 1] and torch.equal(first[inverse], torch.arange(2))
 
@@ -148,3 +152,19 @@ def test_inputs_of_other_model_families_fall_back_to_the_full_forward(scoring_ca
     two_images = dict(inputs, num_images=[2] * args[1].size(0))
     assert shared_prompt_batches(*args[:4], **two_images) is None
     assert shared_prompt_batches(*args[:4], **dict(inputs, pixel_values=None)) is None
+
+
+def test_checkpointed_models_and_images_in_completions_fall_back(scoring_call):
+    _, args, kwargs = scoring_call
+    model = args[0]
+    inputs = {k: v for k, v in kwargs.items() if k != "batch_size"}
+    types = inputs["mm_token_type_ids"].clone()
+    types[0, -1] = 1  # an image token inside a completion
+    assert shared_prompt_batches(*args[:4], **dict(inputs, mm_token_type_ids=types)) is None
+    model.gradient_checkpointing_enable()
+    try:
+        assert shared_prompt_batches(*args[:4], **inputs) is None
+        with torch.no_grad():  # scoring without gradient needs no checkpointing: still shared
+            assert shared_prompt_batches(*args[:4], **inputs) is not None
+    finally:
+        model.gradient_checkpointing_disable()

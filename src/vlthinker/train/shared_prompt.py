@@ -34,9 +34,13 @@ def base_model(model: Any) -> Any:
 
 
 def distinct_prompts(
-    prompt_ids: torch.Tensor, pixel_values: torch.Tensor, rows_per_image: int
+    prompt_ids: torch.Tensor,
+    pixel_values: torch.Tensor,
+    rows_per_image: int,
+    image_grid_thw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(first_row, inverse)`` over rows whose prompt tokens *and* image pixels are identical:
+    """``(first_row, inverse)`` over rows whose prompt tokens, image pixels and image grid (the
+    patch layout; one per row) are identical:
     ``first_row[k]`` is a row holding distinct prompt ``k`` and ``inverse[i]`` the prompt of row
     ``i``. ``None`` if two rows with equal fingerprints differ after all (the caller then scores
     the usual way)."""
@@ -45,14 +49,15 @@ def distinct_prompts(
     # Two fingerprints of each image join the tokens in the key; equality is then checked exactly.
     weights = torch.linspace(1.0, 2.0, pixels.size(1), dtype=torch.float64, device=pixels.device)
     fingerprint = torch.stack([pixels.double().sum(1), pixels.double() @ weights], dim=1)
-    key = torch.cat([prompt_ids.double(), fingerprint], dim=1)
+    tokens = prompt_ids if image_grid_thw is None else torch.cat([prompt_ids, image_grid_thw], 1)
+    key = torch.cat([tokens.double(), fingerprint], dim=1)
     _, inverse = torch.unique(key, dim=0, return_inverse=True)
     count = int(inverse.max()) + 1
     first_row = torch.full((count,), batch, dtype=torch.long, device=inverse.device)
     first_row = first_row.scatter_reduce(
         0, inverse, torch.arange(batch, device=inverse.device), reduce="amin"
     )
-    same = torch.equal(prompt_ids[first_row][inverse], prompt_ids) and torch.equal(
+    same = torch.equal(tokens[first_row][inverse], tokens) and torch.equal(
         pixels[first_row][inverse], pixels
     )
     return (first_row, inverse) if same else None
@@ -84,12 +89,16 @@ def shared_prompt_scores(
         or mm_token_type_ids is None
     ):
         return None
+    if getattr(core, "is_activation_checkpointing", False) and torch.is_grad_enabled():
+        return None  # checkpointed layers return no cache to share
     rows_per_image = int(image_grid_thw[0].prod())
     if not bool((image_grid_thw.prod(-1) == rows_per_image).all()):
         return None
     prompt_length = input_ids.size(1) - logits_to_keep
     prompt_ids = input_ids[:, :prompt_length]
-    found = distinct_prompts(prompt_ids, pixel_values, rows_per_image)
+    if bool(mm_token_type_ids[:, prompt_length:].any()):
+        return None  # an image inside a completion (tool output): not a shared prefix
+    found = distinct_prompts(prompt_ids, pixel_values, rows_per_image, image_grid_thw)
     if found is None:
         return None
     first_row, inverse = found
@@ -127,8 +136,11 @@ def shared_prompt_scores(
     logits = torch.cat([prompt_out.logits[inverse], completion_out.logits[:, :-1]], dim=1)
     log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
     targets = input_ids[:, prompt_length:]
-    logps = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    entropies = -(log_probs.exp() * log_probs).sum(-1) if compute_entropy else None
+    padding = attention_mask[:, prompt_length:] == 0  # 0 there, as TRL's scoring gives
+    logps = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).masked_fill(padding, 0.0)
+    entropies = None
+    if compute_entropy:
+        entropies = (-(log_probs.exp() * log_probs).sum(-1)).masked_fill(padding, 0.0)
     return logps, entropies
 
 
