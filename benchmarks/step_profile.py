@@ -102,9 +102,9 @@ def main() -> None:
         wrap(
             trainer,
             "_get_per_token_logps_and_entropies",
-            lambda *a, **k: "score (with gradient)"
-            if torch.is_grad_enabled()
-            else "score (no gradient)",
+            lambda *a, **k: (
+                "score (with gradient)" if torch.is_grad_enabled() else "score (no gradient)"
+            ),
         )
         wrap(trainer.accelerator, "backward", lambda *a, **k: "backward")
         policy = trainer.model
