@@ -1,13 +1,14 @@
 """Scoring rollouts with one prompt pass per group.
 
 Every rollout of a group repeats its prompt, and on a small vision-language model the prompt (its
-image tokens and the instruction) is most of each scored sequence: in the CPU demo 84 % of the
-tokens the training forward and backward process are prompt tokens that eight rows share. This
-module scores a batch as the policy would, but runs each distinct prompt (same tokens, same image)
-through the model once, keeps its key/value cache, hands that cache to every rollout of the
-prompt, and runs only the completion tokens row by row on top of it. The log-probabilities and
-entropies are those of the full forward (up to float rounding); gradients flow into the shared
-prompt pass from every row that uses it, so they equal the full forward's too.
+image tokens and the instruction) is most of each scored sequence: in the CPU demo 79 % of the
+tokens the training forward and backward process are prompt tokens that eight rows share
+(benchmarks/step_profile.py). This module scores a batch as the policy would, but runs each
+distinct prompt (same tokens, same image) through the model once, keeps its key/value cache,
+hands that cache to every rollout of the prompt, and runs only the completion tokens, all rows in
+one pass, on top of it. The log-probabilities and entropies are those of the full forward (up to
+float rounding); gradients flow into the shared prompt pass from every row that uses it, so they
+equal the full forward's too.
 
 It applies to Qwen-VL-style models (a ``get_rope_index`` for their 3-D rotary positions, one image
 per row given as ``pixel_values`` rows plus ``image_grid_thw``); for anything else
@@ -172,6 +173,7 @@ def shared_prompt_batches(
     token_types = inputs.get("mm_token_type_ids")
     if pixel_values is None or grid is None or token_types is None:
         return None
+    # Chunks slice the pixel rows at row × rows_per_image: one patch layout for the whole batch.
     rows_per_image = int(grid[0].prod())
     if not bool((grid.prod(-1) == rows_per_image).all()):
         return None

@@ -78,12 +78,12 @@ class G2RPOConfig(GRPOConfig):
     task_gradient_norms: bool = field(
         default=False, metadata={"help": "Log each task's share of the policy gradient."}
     )
+    task_gradient_norms_every: int = field(
+        default=1, metadata={"help": "Measure the per-task gradient norms every N steps."}
+    )
     shared_prompt_pass: bool = field(
         default=False,
         metadata={"help": "Score a group's rollouts with one pass over their shared prompt."},
-    )
-    task_gradient_norms_every: int = field(
-        default=1, metadata={"help": "Measure the per-task gradient norms every N steps."}
     )
     validation_steps: int = field(
         default=10, metadata={"help": "Validate every N steps (0: before and after training)."}
