@@ -34,6 +34,7 @@ import torch
 from vlthinker.train.cli import DEMO_CONFIG, packaged_config
 from vlthinker.train.config import load_config
 from vlthinker.train.run import build_trainer
+from vlthinker.train.shared_prompt import base_model
 
 SECONDS: dict[str, float] = defaultdict(float)
 TOKENS: dict[str, int] = defaultdict(int)
@@ -109,10 +110,7 @@ def main() -> None:
         wrap(trainer.accelerator, "backward", lambda *a, **k: "backward")
         policy = trainer.model
         wrap(policy, "generate", lambda *a, **k: "generation")
-        visual = policy.get_base_model().model.visual if hasattr(policy, "get_base_model") else None
-        if visual is None:
-            visual = policy.model.visual
-        wrap(visual, "forward", lambda *a, **k: "vision tower")
+        wrap(base_model(policy).model.visual, "forward", lambda *a, **k: "vision tower")
         start = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - start
