@@ -23,7 +23,11 @@ from vlthinker.train.config import load_config, trainer_config
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.report import final_table, mean_change_band, paired_change
 from vlthinker.train.run import prompt_config_for
-from vlthinker.train.trainer import G2RPOTrainer, minibatch_token_normalizers
+from vlthinker.train.trainer import (
+    G2RPOTrainer,
+    minibatch_token_normalizers,
+    move_to_own_learning_rate,
+)
 
 WEIGHTS = [0.8, 0.1, 0.1]
 
@@ -368,3 +372,23 @@ def test_learning_benchmark_band_takes_the_larger_of_item_and_seed_noise():
     # seeds disagree (0.0, 0.1, 0.2), small item se: across = 0.1 / √3 = 0.057735
     mean, band = module.combine_seeds([(0.0, 0.001), (0.1, 0.001), (0.2, 0.001)])
     assert mean == pytest.approx(0.1) and band == pytest.approx(2 * 0.057735027, rel=1e-6)
+
+
+def test_modules_to_save_take_their_own_adam_step():
+    """Adam's first step moves each weight by its group's learning rate times the sign of its
+    gradient; AdamW first shrinks it by lr × weight decay. Hand-worked: the moved weights step
+    0.1 and keep their group's weight decay, the others step 1e-3."""
+    a, b, c = (torch.nn.Parameter(torch.ones(n)) for n in (3, 2, 2))
+    optimizer = torch.optim.AdamW(
+        [{"params": [a, b], "weight_decay": 0.0}, {"params": [c], "weight_decay": 0.5}], lr=1e-3
+    )
+    move_to_own_learning_rate(optimizer, {id(b), id(c)}, 0.1)
+    groups = [
+        ([id(p) for p in g["params"]], g["lr"], g["weight_decay"]) for g in optimizer.param_groups
+    ]
+    assert groups == [([id(a)], 1e-3, 0.0), ([id(b)], 0.1, 0.0), ([id(c)], 0.1, 0.5)]
+    (a.sum() - 2 * b.sum() + c.sum()).backward()
+    optimizer.step()
+    assert torch.allclose(a, torch.full((3,), 1 - 1e-3))
+    assert torch.allclose(b, torch.full((2,), 1 + 0.1))
+    assert torch.allclose(c, torch.full((2,), 1 * (1 - 0.1 * 0.5) - 0.1))

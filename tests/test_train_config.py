@@ -87,6 +87,8 @@ def test_int_widens_to_float_but_not_the_reverse():
         ("training.eval_top_p=0", r"training\.eval_top_p must be in \(0, 1\]"),
         ("training.per_device_batch_size=7", r"training\.per_device_batch_size \(7\) must divide"),
         ("data.tasks=math", r"data\.tasks: expected a list"),
+        ("model.lora_rank=0", r"model\.lora_modules_to_save needs model\.lora_rank > 0"),
+        ("training.modules_to_save_learning_rate=0", r"modules_to_save_learning_rate must be > 0"),
         ("training", r"must look like key\.sub=value"),
     ],
 )

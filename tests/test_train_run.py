@@ -240,7 +240,14 @@ def test_a_lora_run_saves_a_merged_model_plain_transformers_loads(
     from transformers import AutoModelForImageTextToText
 
     config = demo_config(
-        small_model_dir, tmp_path / "run", 1, 1, "model.lora_rank=4", "training.learning_rate=1e-2"
+        small_model_dir,
+        tmp_path / "run",
+        1,
+        1,
+        "model.lora_rank=4",
+        "training.learning_rate=1e-2",
+        "model.lora_modules_to_save=[language_model.norm]",
+        "training.modules_to_save_learning_rate=0.25",
     )
     final = train(config).output_dir / "final"
     assert not (final / "adapter_config.json").exists()  # merged, not an adapter
@@ -249,6 +256,11 @@ def test_a_lora_run_saves_a_merged_model_plain_transformers_loads(
     assert trained.keys() == start.keys()
     changed = [k for k in start if not torch.equal(start[k], trained[k])]
     assert changed and all("language_model" in k for k in changed)  # LoRA targets the LM only
+    # The output norm trained in full, at its own step: Adam's first step moves each weight
+    # with a gradient by about its learning rate (0.25 here, 1e-2 for the adapter).
+    gain = "model.language_model.norm.weight"
+    step = (trained[gain] - start[gain]).abs()
+    assert step.max() == pytest.approx(0.25, rel=0.05)
 
 
 def test_online_filter_refills_and_pads_real_generation_batches(small_model_dir: Path, tmp_path):

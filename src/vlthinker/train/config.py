@@ -44,6 +44,10 @@ class ModelConfig:
     attn_implementation: str | None = None  # e.g. "flash_attention_2" on GPUs
     lora_rank: int = 0  # > 0 trains a LoRA adapter through peft instead of all weights
     lora_alpha: int = 32
+    # Modules trained in full beside the LoRA adapter (peft's modules_to_save), matched by the
+    # end of their name: the demo trains `language_model.norm`, the gain in front of the output
+    # head, which sets how sharp every next-token distribution is (README, "Training").
+    lora_modules_to_save: list[str] = field(default_factory=list)
     freeze_vision: bool = False  # the recipe trains the vision tower (docs/method.md §8)
 
 
@@ -160,6 +164,10 @@ class TrainingConfig:
     # time, i.e. prompts_per_step=128, updates_per_generation=4 (docs/method.md §8).
     updates_per_generation: int = 1
     learning_rate: float = 1e-4
+    # Adam's step for model.lora_modules_to_save (null: learning_rate). Adam moves every weight
+    # by about its learning rate a step, whatever the weight's size: a LoRA factor starts at 0,
+    # a norm gain near 1, so a gain needs a step ~100× a LoRA factor's to move as much.
+    modules_to_save_learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
@@ -248,6 +256,18 @@ def validate(config: RunConfig) -> None:
         (config.training.max_steps >= 1, "training.max_steps must be ≥ 1"),
         (config.training.prompts_per_step >= 1, "training.prompts_per_step must be ≥ 1"),
         (config.training.learning_rate > 0, "training.learning_rate must be > 0"),
+        (
+            not config.model.lora_modules_to_save or config.model.lora_rank > 0,
+            "model.lora_modules_to_save needs model.lora_rank > 0 (without LoRA all weights train)",
+        ),
+        (
+            config.training.modules_to_save_learning_rate is None
+            or (
+                config.training.modules_to_save_learning_rate > 0
+                and config.model.lora_modules_to_save
+            ),
+            "training.modules_to_save_learning_rate must be > 0, with model.lora_modules_to_save",
+        ),
         (config.training.eval_temperature >= 0, "training.eval_temperature must be ≥ 0"),
         (0 < config.training.eval_top_p <= 1, "training.eval_top_p must be in (0, 1]"),
         (config.shaping.entropy_coef >= 0, "shaping.entropy_coef must be ≥ 0"),
@@ -478,6 +498,7 @@ def trainer_config(
         vllm_mode=rollout.vllm_mode,
         vllm_gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
         learning_rate=training.learning_rate,
+        modules_to_save_learning_rate=training.modules_to_save_learning_rate,
         weight_decay=training.weight_decay,
         warmup_steps=training.warmup_steps,
         lr_scheduler_type="constant",  # the recipe: constant lr, no warm-up (docs/method.md §8)

@@ -168,7 +168,8 @@ def run_arguments(config: RunConfig, output_dir: Path, processor: Any) -> G2RPOC
 
 
 def lora_config(config: RunConfig) -> Any:
-    """A peft LoRA config on every linear layer of the language model, or None."""
+    """A peft LoRA config on every linear layer of the language model, with
+    ``model.lora_modules_to_save`` trained in full beside it, or None."""
     if config.model.lora_rank <= 0:
         return None
     from peft import LoraConfig
@@ -178,6 +179,7 @@ def lora_config(config: RunConfig) -> Any:
         lora_alpha=config.model.lora_alpha,
         target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
         task_type="CAUSAL_LM",
+        modules_to_save=list(config.model.lora_modules_to_save) or None,
     )
 
 

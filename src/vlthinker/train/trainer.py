@@ -81,6 +81,10 @@ class G2RPOConfig(GRPOConfig):
     task_gradient_norms_every: int = field(
         default=1, metadata={"help": "Measure the per-task gradient norms every N steps."}
     )
+    modules_to_save_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of peft's modules_to_save (None: learning_rate)."},
+    )
     shared_prompt_pass: bool = field(
         default=False,
         metadata={"help": "Score a group's rollouts with one pass over their shared prompt."},
@@ -111,6 +115,26 @@ class G2RPOConfig(GRPOConfig):
                 f"got {self.entropy_estimate!r}"
             )
         super().__post_init__()
+
+
+MODULES_TO_SAVE = ".modules_to_save."  # peft's name for a module trained beside an adapter
+
+
+def move_to_own_learning_rate(
+    optimizer: torch.optim.Optimizer, selected: set[int], learning_rate: float
+) -> None:
+    """Move the parameters whose ``id`` is in ``selected`` out of their param groups into copies
+    of those groups (same weight decay, betas, …) at ``learning_rate``. Call before the first
+    step: the optimiser holds no state yet, so nothing else needs to follow the move."""
+    moved_groups = []
+    for group in optimizer.param_groups:
+        moved = [p for p in group["params"] if id(p) in selected]
+        if moved:
+            group["params"] = [p for p in group["params"] if id(p) not in selected]
+            moved_groups.append({**group, "params": moved, "lr": learning_rate})
+    optimizer.param_groups = [g for g in optimizer.param_groups if g["params"]]
+    for group in moved_groups:
+        optimizer.add_param_group(group)
 
 
 def minibatch_token_normalizers(
@@ -294,6 +318,24 @@ class G2RPOTrainer(GRPOTrainer):
             raise TypeError(f"G2RPOTrainer needs a G2RPOConfig, got {type(self.args).__name__}")
         bands = self.args.entropy_bands
         self._entropy_bands = None if bands is None else torch.tensor(bands, dtype=torch.float32)
+
+    # ------------------------------------------------------------------ optimiser
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """Transformers' optimiser, with the modules trained in full beside a LoRA adapter
+        (peft's ``modules_to_save``) at ``args.modules_to_save_learning_rate``."""
+        optimizer = super().create_optimizer(model)
+        learning_rate = self.args.modules_to_save_learning_rate
+        if learning_rate is None:
+            return optimizer
+        named = (self.model if model is None else model).named_parameters()
+        selected = {id(p) for name, p in named if MODULES_TO_SAVE in name and p.requires_grad}
+        if not selected:
+            raise ValueError(
+                "modules_to_save_learning_rate is set but no trainable parameter belongs to "
+                "peft's modules_to_save (model.lora_modules_to_save)"
+            )
+        move_to_own_learning_rate(optimizer, selected, learning_rate)
+        return optimizer
 
     # ------------------------------------------------------------------ advantages
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
