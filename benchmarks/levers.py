@@ -26,8 +26,13 @@ from vlthinker.ablation import analysis
 
 HERE = Path(__file__).resolve().parent
 # The base every variant changes one thing of: the demo recipe on full weights at lr 1e-4 (the
-# shipped demo trains LoRA, one of the variants below, because of what this table measures).
-FULL_WEIGHTS = ["model.lora_rank=0", "training.learning_rate=1e-4"]
+# shipped demo trains LoRA and the output norm, variants below, because of what this measures).
+FULL_WEIGHTS = [
+    "model.lora_rank=0",
+    "training.learning_rate=1e-4",
+    "model.lora_modules_to_save=[]",
+    "training.modules_to_save_learning_rate=null",
+]
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
     "null": [
@@ -40,6 +45,12 @@ VARIANTS: dict[str, list[str]] = {
     "kl_0.05": ["algorithm.kl_coef=0.05"],
     "lora_16": ["model.lora_rank=16"],
     "lora_16_lr_3e-4": ["model.lora_rank=16", "training.learning_rate=3e-4"],
+    "lora_16_norm": [  # the demo's setting: LoRA and the output norm's gain at its own step
+        "model.lora_rank=16",
+        "training.learning_rate=3e-4",
+        "model.lora_modules_to_save=[language_model.norm]",
+        "training.modules_to_save_learning_rate=3e-2",
+    ],
 }
 
 
