@@ -46,7 +46,7 @@ class ModelConfig:
     lora_alpha: int = 32
     # Modules trained in full beside the LoRA adapter (peft's modules_to_save), matched by the
     # end of their name: the demo trains `language_model.norm`, the gain in front of the output
-    # head, which sets how sharp every next-token distribution is (README, "Training").
+    # head, which sets how sharp every next-token distribution is (README, "Two commands").
     lora_modules_to_save: list[str] = field(default_factory=list)
     freeze_vision: bool = False  # the recipe trains the vision tower (docs/method.md §8)
 
@@ -166,7 +166,7 @@ class TrainingConfig:
     learning_rate: float = 1e-4
     # Adam's step for model.lora_modules_to_save (null: learning_rate). Adam moves every weight
     # by about its learning rate a step, whatever the weight's size: a LoRA factor starts at 0,
-    # a norm gain near 1, so a gain needs a step ~100× a LoRA factor's to move as much.
+    # a norm gain near 1.1, so the demo gives the gain 100× LoRA's rate (3e-2 vs 3e-4).
     modules_to_save_learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_steps: int = 0
