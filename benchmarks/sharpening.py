@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 
 from vlthinker.models import load_policy, resolve_model_path
 from vlthinker.train.callbacks import ValidationCallback
-from vlthinker.train.config import load_config, trainer_config
+from vlthinker.train.config import RunConfig, load_config, trainer_config
 from vlthinker.train.report import mean_change_band, paired_change, task_items
 from vlthinker.train.run import load_data, prompt_config_for
 from vlthinker.train.run_folder import read_validation_items
@@ -46,11 +46,12 @@ def output_gain(folder: Path) -> torch.Tensor:
     raise SystemExit(f"{folder}: no {GAIN} in its safetensors files")
 
 
-def validate(run: Path, name: str, model_path: Path, gain: torch.Tensor) -> dict:
-    """One validation pass of ``run``'s config with the model's output gain replaced; returns
-    its per-item scores (also written under ``run/sharpening/<name>``)."""
-    config = load_config(run / "config.yaml", [])
-    _, records = load_data(config)
+def validate(
+    run: Path, config: RunConfig, records: list, name: str, model_path: Path, gain: torch.Tensor
+) -> dict:
+    """One validation pass of ``run``'s config over its validation ``records`` with the model's
+    output gain replaced; returns its per-item scores (also written under
+    ``run/sharpening/<name>``)."""
     model, processor = load_policy(model_path, dtype=config.model.dtype)
     with torch.no_grad():
         model.model.language_model.norm.weight.copy_(gain)
@@ -92,8 +93,11 @@ def main() -> None:
     passes = read_validation_items(run)
     first, last = passes[min(passes)], passes[max(passes)]
     tasks = list(config.data.tasks)
-    matched = validate(run, "start_matched_temperature", start_path, start_gain * ratio)
-    adapter = validate(run, "trained_start_gain", run / "final", start_gain)
+    _, records = load_data(config)
+    matched = validate(
+        run, config, records, "start_matched_temperature", start_path, start_gain * ratio
+    )
+    adapter = validate(run, config, records, "trained_start_gain", run / "final", start_gain)
     print_changes("start model at the matched temperature − start model", first, matched, tasks)
     print_changes("trained model − start model at the matched temperature", matched, last, tasks)
     print_changes("trained adapter with the start gain − start model", first, adapter, tasks)
