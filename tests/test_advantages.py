@@ -56,7 +56,7 @@ def reference_degenerate(values: list[float], tol: float = TOL) -> bool:
     return all(b - a <= tol for a, b in itertools.pairwise(ordered))
 
 
-def reference_g2rpo(rewards, groups, tasks, tol=TOL, per_task=True, keep_tied=False):
+def reference_g2rpo(rewards, groups, tasks, tol=TOL, per_task=True, keep_tied=False, stage2="rms"):
     rewards, groups, tasks = list(rewards), list(groups), list(tasks)
     stage1 = [0.0] * len(rewards)
     tied = set()
@@ -75,9 +75,19 @@ def reference_g2rpo(rewards, groups, tasks, tol=TOL, per_task=True, keep_tied=Fa
         members = [
             i for i, t in enumerate(tasks) if t == task and (keep_tied or groups[i] not in tied)
         ]
-        for i, value in zip(members, reference_map([stage1[i] for i in members], tol), strict=True):
+        values = [stage1[i] for i in members]
+        mapped = reference_map(values, tol) if stage2 == "reference" else reference_rms(values)
+        for i, value in zip(members, mapped, strict=True):
             out[i] = value
     return out
+
+
+def reference_rms(values: list[float]) -> list[float]:
+    """The sound stage 2 (docs/method.md §2): divide by the root mean square of ``values``."""
+    if not values:
+        return []
+    root_mean_square = math.sqrt(sum(v * v for v in values) / len(values))
+    return [v / root_mean_square if root_mean_square > 0 else 0.0 for v in values]
 
 
 # ---------------------------------------------------------------- batch generator
@@ -134,12 +144,19 @@ def assert_close(actual: torch.Tensor, expected, atol: float = 1e-5) -> None:
 
 # ---------------------------------------------------------------- matches the loop reference
 @settings(max_examples=300, deadline=None)
-@given(batches(), st.booleans(), st.booleans())
-def test_vectorized_matches_loop_reference(batch, per_task, keep_tied):
+@given(batches(), st.booleans(), st.booleans(), st.sampled_from(["rms", "reference"]))
+def test_vectorized_matches_loop_reference(batch, per_task, keep_tied, stage2):
     rewards, groups, tasks = batch
-    got = g2rpo_advantages(rewards, groups, tasks, per_task=per_task, keep_tied_groups=keep_tied)
+    got = g2rpo_advantages(
+        rewards, groups, tasks, per_task=per_task, keep_tied_groups=keep_tied, stage2=stage2
+    )
     want = reference_g2rpo(
-        rewards.tolist(), groups.tolist(), tasks.tolist(), per_task=per_task, keep_tied=keep_tied
+        rewards.tolist(),
+        groups.tolist(),
+        tasks.tolist(),
+        per_task=per_task,
+        keep_tied=keep_tied,
+        stage2=stage2,
     )
     assert got.dtype == rewards.dtype
     assert_close(got, want, atol=1e-4 if rewards.dtype == torch.float32 else 1e-9)
@@ -209,13 +226,21 @@ def test_all_tied_groups_and_singletons_give_exactly_zero_and_skip_stage_two():
     rewards = torch.tensor([1.0, 1.0, 1.0, 0.3, 0.0, 1.0, 0.0, 0.0])
     groups = torch.tensor([0, 0, 0, 1, 2, 2, 2, 2])
     tasks = torch.zeros(8, dtype=torch.int64)
-    advantages = g2rpo_advantages(rewards, groups, tasks)
+    advantages = g2rpo_advantages(rewards, groups, tasks, stage2="reference")
     assert torch.equal(advantages[:4], torch.zeros(4))  # exact zeros, not just close
     # Stage 2 sees only group 2, whose values [1.282, -0.427 x3] re-rank to the same pattern.
     assert_close(advantages[4:], reference_map([0.0, 1.0, 0.0, 0.0]))
     # The reference behaviour ranks the four zeros too, which moves them and the others.
-    reference = g2rpo_advantages(rewards, groups, tasks, keep_tied_groups=True)
+    reference = g2rpo_advantages(rewards, groups, tasks, keep_tied_groups=True, stage2="reference")
     assert float(reference[:4].abs().max()) > 0.1
+    # The sound rule keeps the zeros at exactly 0 either way; by hand, group 2's stage-1 values
+    # (−0.4270 ×3, 1.2810) have RMS 0.7396, so they become (−0.5774 ×3, 1.7321).
+    for keep_tied in (False, True):
+        sound = g2rpo_advantages(rewards, groups, tasks, keep_tied_groups=keep_tied)
+        assert torch.equal(sound[:4], torch.zeros(4))
+    assert_close(
+        g2rpo_advantages(rewards, groups, tasks)[4:], [-0.5774, 1.7321, -0.5774, -0.5774], 1e-4
+    )
 
 
 def test_same_group_structure_gives_the_same_advantage_multiset_whatever_the_scale():
@@ -296,11 +321,14 @@ def test_stage_two_reweights_by_difficulty_as_released():
     # −0.408, −0.837, −1.263 (stage 1 alone gives exactly 0 for each).
     rewards = torch.cat([torch.tensor([1.0] * k + [0.0] * (8 - k)) for k in range(1, 8)])
     groups = torch.arange(7).repeat_interleave(8)
-    advantages = g2rpo_advantages(rewards, groups, torch.zeros(56, dtype=torch.int64))
+    tasks = torch.zeros(56, dtype=torch.int64)
+    advantages = g2rpo_advantages(rewards, groups, tasks, stage2="reference")
     net = advantages.view(7, 8).sum(dim=1)
     assert_close(net, [1.263, 0.837, 0.408, 0.0, -0.408, -0.837, -1.263], atol=1e-3)
     stage1 = g2rpo_advantages(rewards, groups, per_task=False).view(7, 8).sum(dim=1)
     assert_close(stage1, [0.0] * 7, atol=1e-5)
+    sound = g2rpo_advantages(rewards, groups, tasks).view(7, 8).sum(dim=1)
+    assert_close(sound, [0.0] * 7, atol=1e-5)  # float32 rewards
 
 
 # ---------------------------------------------------------------- errors, dtypes, empty
@@ -325,7 +353,7 @@ def test_empty_batch_and_half_precision():
 
 
 # ---------------------------------------------------------------- multi-component form
-def reference_multi(rewards, groups, tasks, weights, gate):
+def reference_multi(rewards, groups, tasks, weights, gate, stage2="rms"):
     rows = rewards.tolist()
     components = len(rows[0])
     stage1 = [0.0] * len(rows)
@@ -341,14 +369,21 @@ def reference_multi(rewards, groups, tasks, weights, gate):
     out = [0.0] * len(rows)
     for task in set(tasks):
         members = [i for i, t in enumerate(tasks) if t == task and groups[i] not in tied_groups]
-        for i, value in zip(members, reference_map([stage1[i] for i in members]), strict=True):
+        values = [stage1[i] for i in members]
+        mapped = reference_map(values) if stage2 == "reference" else reference_rms(values)
+        for i, value in zip(members, mapped, strict=True):
             out[i] = value
     return out
 
 
 @settings(max_examples=100, deadline=None)
-@given(batches(), st.integers(2, 3), st.randoms(use_true_random=False))
-def test_multi_component_matches_loop_reference(batch, components, rng):
+@given(
+    batches(),
+    st.integers(2, 3),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["rms", "reference"]),
+)
+def test_multi_component_matches_loop_reference(batch, components, rng, stage2):
     rewards, groups, tasks = batch
     extra = torch.tensor(
         [
@@ -359,8 +394,10 @@ def test_multi_component_matches_loop_reference(batch, components, rng):
     )
     matrix = torch.cat([rewards[:, None], extra], dim=1)
     weights = [0.8, 0.1, 0.1][:components]
-    got = multi_component_g2rpo_advantages(matrix, groups, tasks, weights=weights)
-    want = reference_multi(matrix.double(), groups.tolist(), tasks.tolist(), weights, gate=0)
+    got = multi_component_g2rpo_advantages(matrix, groups, tasks, weights=weights, stage2=stage2)
+    want = reference_multi(
+        matrix.double(), groups.tolist(), tasks.tolist(), weights, gate=0, stage2=stage2
+    )
     assert_close(got, want, atol=1e-4)
 
 
@@ -434,11 +471,99 @@ def test_unknown_estimator_lists_the_known_ones():
 def test_runs_on_the_input_device_and_large_groups():
     rewards = torch.rand(4096, dtype=torch.float64)
     groups = torch.zeros(4096, dtype=torch.int64)
-    advantages = g2rpo_advantages(rewards, groups)
+    advantages = g2rpo_advantages(rewards, groups, stage2="reference")
     assert advantages.device == rewards.device
+    # One group in one task: the sound stage 2 only rescales it to unit RMS.
+    sound = g2rpo_advantages(rewards, groups)
+    assert float(sound.square().mean()) == pytest.approx(1.0, abs=1e-9)
+    assert torch.equal(sound.argsort(), advantages.argsort())
     top = float(advantages.max())
     assert top == pytest.approx(
         math.sqrt(2)
         * float(torch.special.erfinv(torch.tensor(2 * (4095.5 / 4096) - 1, dtype=torch.float64))),
         abs=1e-9,
     )
+
+
+# ---------------------------------------------------------------- the sound stage 2 (rms)
+def _stage1_and_live(rewards, groups, tasks):
+    stage1 = g2rpo_advantages(rewards, groups, tasks, per_task=False).double()
+    degenerate = torch.zeros_like(groups, dtype=torch.bool)
+    for group in groups.unique():
+        members = groups == group
+        degenerate[members] = reference_degenerate(rewards[members].tolist())
+    return stage1, ~degenerate
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches())
+def test_sound_stage_two_keeps_signs_group_sums_and_gives_each_task_unit_rms(batch):
+    rewards, groups, tasks = batch
+    advantages = g2rpo_advantages(rewards, groups, tasks).double()
+    stage1, live = _stage1_and_live(rewards, groups, tasks)
+    tol = 1e-4 if rewards.dtype == torch.float32 else 1e-9
+    # every rollout keeps its stage-1 sign; zero stays exactly zero
+    assert torch.equal(torch.sign(advantages), torch.sign(stage1))
+    assert bool((advantages[stage1 == 0] == 0).all())
+    for group in groups.unique():
+        assert abs(float(advantages[groups == group].sum())) < 10 * tol
+    for task in tasks.unique():
+        members = (tasks == task) & live
+        values = advantages[members]
+        if values.numel() and bool((values != 0).any()):
+            assert float(values.square().mean()) == pytest.approx(1.0, abs=10 * tol)
+        # a positive factor per task: the task's advantages are its stage-1 values, rescaled
+        ratio = advantages[members][stage1[members] != 0] / stage1[members][stage1[members] != 0]
+        if ratio.numel():
+            assert float(ratio.max() - ratio.min()) < 10 * tol
+
+
+@settings(max_examples=100, deadline=None)
+@given(batches(max_groups=1))
+def test_sound_stage_two_with_one_group_per_task_is_stage_one_rescaled(batch):
+    rewards, groups, tasks = batch
+    advantages = g2rpo_advantages(rewards, groups, tasks).double()
+    stage1 = g2rpo_advantages(rewards, groups, tasks, per_task=False).double()
+    if bool((stage1 == 0).all()):
+        assert bool((advantages == 0).all())
+        return
+    scale = math.sqrt(float(stage1.square().mean()))
+    assert_close(advantages, (stage1 / scale).tolist(), atol=1e-4)
+
+
+def _binary_pool(successes: list[int], size: int = 8):
+    rewards = torch.cat([torch.tensor([1.0] * k + [0.0] * (size - k)) for k in successes])
+    groups = torch.arange(len(successes)).repeat_interleave(size)
+    return rewards.double(), groups, torch.zeros_like(groups)
+
+
+def _sign_errors(rewards, advantages):
+    wrong, right = rewards == 0, rewards == 1
+    return float((advantages[wrong] > 0).double().mean()), float(
+        (advantages[right] < 0).double().mean()
+    )
+
+
+def test_reference_stage_two_reverses_signs_on_imbalanced_pools_and_the_sound_rule_does_not():
+    # docs/method.md §2: 32 groups with 1 success and 32 with 2 (a hard task). A wrong answer's
+    # stage-1 value is −0.219 in a k = 1 group and −0.404 in a k = 2 group; the rank map centres
+    # the 448 wrong answers' pool on its median, so the 224 from k = 1 groups end positive.
+    rewards, groups, tasks = _binary_pool([1] * 32 + [2] * 32)
+    reference = g2rpo_advantages(rewards, groups, tasks, stage2="reference")
+    wrong_up, right_down = _sign_errors(rewards, reference)
+    assert wrong_up == pytest.approx(224 / 416, abs=1e-9)  # 0.538 of the wrong answers
+    assert right_down == 0.0
+    assert float(reference.view(64, 8).sum(dim=1).abs().max()) > 1.0  # group sums broken
+    sound = g2rpo_advantages(rewards, groups, tasks)
+    assert _sign_errors(rewards, sound) == (0.0, 0.0)
+    assert float(sound.view(64, 8).sum(dim=1).abs().max()) < 1e-9
+    # An easy task: 40 groups with 7 successes, 24 with 6 → right answers pushed down.
+    rewards, groups, tasks = _binary_pool([7] * 40 + [6] * 24)
+    reference = g2rpo_advantages(rewards, groups, tasks, stage2="reference")
+    assert _sign_errors(rewards, reference)[1] == pytest.approx(280 / 424, abs=1e-9)  # 0.660
+    assert _sign_errors(rewards, g2rpo_advantages(rewards, groups, tasks)) == (0.0, 0.0)
+
+
+def test_stage2_rule_is_checked():
+    with pytest.raises(ValueError, match="stage2 must be one of rms, reference"):
+        g2rpo_advantages(torch.tensor([0.0, 1.0]), torch.zeros(2, dtype=torch.int64), stage2="x")

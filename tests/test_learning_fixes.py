@@ -128,10 +128,12 @@ def _one_live_group_of_wrong_answers_differing_in_length():
 
 def test_one_live_group_gives_no_wrong_answer_a_positive_advantage():
     rewards, groups, tasks = _one_live_group_of_wrong_answers_differing_in_length()
-    reference = g2rpo_advantages(rewards, groups, tasks, weights=WEIGHTS)
+    reference = g2rpo_advantages(rewards, groups, tasks, weights=WEIGHTS, stage2="reference")
     assert (reference[1:8] > 0).sum() == 3  # the defect: length alone lifts 3 wrong answers
     assert float(reference[1:8].max()) == pytest.approx(0.887, abs=1e-3)
-    guarded = g2rpo_advantages(rewards, groups, tasks, weights=WEIGHTS, stage2_min_groups=4)
+    guarded = g2rpo_advantages(
+        rewards, groups, tasks, weights=WEIGHTS, stage2_min_groups=4, stage2="reference"
+    )
     assert bool((guarded[1:8] < 0).all()) and float(guarded[0]) > 0
     assert bool((guarded[8:] == 0).all())
     # stage 1 keeps the wrong answers within the length term's spread (0.1 × 2 × 1.534)
@@ -150,9 +152,14 @@ def test_pools_with_enough_live_groups_are_ranked_as_the_paper_does(min_groups, 
     rewards = torch.randint(0, 3, (groups * 4, 3), generator=generator).to(torch.float64) / 2
     group_ids = torch.arange(groups).repeat_interleave(4)
     task_ids = torch.randint(0, tasks, (groups,), generator=generator).repeat_interleave(4)
-    reference = g2rpo_advantages(rewards, group_ids, task_ids, weights=WEIGHTS)
+    reference = g2rpo_advantages(rewards, group_ids, task_ids, weights=WEIGHTS, stage2="reference")
     guarded = g2rpo_advantages(
-        rewards, group_ids, task_ids, weights=WEIGHTS, stage2_min_groups=min_groups
+        rewards,
+        group_ids,
+        task_ids,
+        weights=WEIGHTS,
+        stage2_min_groups=min_groups,
+        stage2="reference",
     )
     stage1 = g2rpo_advantages(rewards, group_ids, task_ids, weights=WEIGHTS, per_task=False)
     accuracy = rewards[:, 0].view(groups, 4)

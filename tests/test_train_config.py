@@ -181,6 +181,7 @@ def test_g2rpo_shorthands_and_the_reward_gate_reach_the_estimator():
         "keep_tied_groups": False,
         "stage2_min_groups": 3,
         "multi_component": True,
+        "stage2": "rms",
         "gate_component": 0,  # the accuracy column (vlthinker.train.rewards.GATE)
     }
     gate = load_config(None, ["algorithm.estimator_options.gate_component=null"])

@@ -165,6 +165,58 @@ def live_groups_per_rollout(
     return per_task[task]
 
 
+#: Stage-2 rules of G²RPO (docs/method.md §2): ``rms`` (ours, the default) rescales each task's
+#: stage-1 values to unit RMS and keeps every sign; ``reference`` is the paper's rank map, which
+#: re-centres each task on its median and can reverse signs.
+STAGE2_RULES = ("rms", "reference")
+
+
+def _check_stage2_rule(rule: str) -> None:
+    if rule not in STAGE2_RULES:
+        raise ValueError(f"stage2 must be one of {', '.join(STAGE2_RULES)}; got {rule!r}")
+
+
+def task_rms_scale(
+    stage1: torch.Tensor, degenerate: torch.Tensor, task_ids: torch.Tensor, *, count_tied: bool
+) -> torch.Tensor:
+    """G²RPO stage 2, sound form (docs/method.md §2, "Stage 2 can reverse signs"):
+    ``A_i = a_i / sqrt(mean_{j ∈ live(t)} a_j²)`` for every rollout i of task t.
+
+    Each task's stage-1 values are divided by their root mean square over the task's live
+    rollouts (those of non-degenerate groups; with ``count_tied`` the zeros of all-tied groups
+    count in the mean too, as the reference ranks them). A positive factor per task: every sign is
+    kept (zero stays zero), every prompt group still sums to zero, every task ends with unit RMS
+    per live rollout whatever its reward shape or pass rate, and a task with one live group equals
+    stage 1 up to that factor. A task with no non-zero value keeps its zeros.
+    """
+    keys, num_tasks = dense_ids(task_ids)
+    counted = torch.ones_like(degenerate) if count_tied else ~degenerate
+    weight = counted.to(stage1.dtype)
+    squares = segment_sum(stage1.square() * weight, keys, num_tasks)
+    counts = segment_sum(weight, keys, num_tasks)
+    mean_square = squares / counts.clamp(min=1)
+    scale = torch.where(mean_square > 0, mean_square.rsqrt(), torch.zeros_like(mean_square))
+    return (stage1 * scale[keys]).masked_fill(degenerate, 0.0)
+
+
+def stage2_ran(
+    group_ids: torch.Tensor,
+    task_ids: torch.Tensor,
+    degenerate: torch.Tensor,
+    *,
+    stage2: str = "rms",
+    min_groups: int = 0,
+) -> torch.Tensor:
+    """For every rollout, whether stage 2 acted on its task in this batch (logged per task as
+    ``stage2_active``): the task has a live group and, for the ``reference`` rank map, at least
+    ``min_groups`` of them (:func:`task_stage`'s small-pool guard; the ``rms`` rule is sound at
+    any pool size and needs no guard)."""
+    _check_stage2_rule(stage2)
+    live = live_groups_per_rollout(group_ids, task_ids, degenerate)
+    floor = max(min_groups, 1) if stage2 == "reference" else 1
+    return live >= floor
+
+
 def task_stage(
     stage1: torch.Tensor,
     degenerate: torch.Tensor,
@@ -174,20 +226,29 @@ def task_stage(
     keep_tied_groups: bool,
     group_ids: torch.Tensor | None = None,
     min_groups: int = 0,
+    stage2: str = "rms",
 ) -> torch.Tensor:
-    """G²RPO stage 2 (docs/method.md §2): ``map_to_normal`` of the stage-1 values across each task.
+    """G²RPO stage 2 (docs/method.md §2) across each task, by rule ``stage2``.
 
-    Rollouts of degenerate groups (size 1 or all tied) keep exactly 0 and stay out of the task's
-    ranking, unless ``keep_tied_groups`` reproduces the reference code (their zeros are ranked too).
+    ``rms`` (the default): :func:`task_rms_scale`, a per-task rescaling to unit RMS that keeps
+    every stage-1 sign and every group's zero sum.
 
+    ``reference`` (the paper's rule): ``map_to_normal`` of the stage-1 values across each task.
+    A rank map centres the pool on its median, so on an imbalanced pool wrong answers can end
+    positive (hard tasks) and right answers negative (easy tasks). Rollouts of degenerate groups
+    (size 1 or all tied) keep exactly 0 and stay out of the task's ranking, unless
+    ``keep_tied_groups`` reproduces the reference code (their zeros are ranked too).
     Small-pool guard (docs/method.md §2, "Stage 2 needs a pool"): a task with fewer than
     ``min_groups`` live groups in the batch keeps its stage-1 values. Ranked over one or two
-    groups, stage 2 would stretch whatever separates a group's wrong answers (a length or format
-    score) into full-size advantages, positive ones included; stage 1 keeps them below the
-    accuracy term's margin. At ``min_groups`` live groups or more (and always with
-    ``min_groups=0``, the reference) a task is ranked exactly as the paper does.
+    groups, the rank map would stretch whatever separates a group's wrong answers (a length or
+    format score) into full-size advantages, positive ones included. At ``min_groups`` live groups
+    or more (and always with ``min_groups=0``) a task is ranked exactly as the paper does. The
+    ``rms`` rule ignores ``min_groups``: it cannot stretch a pool's differences.
     """
+    _check_stage2_rule(stage2)
     keys = _task_keys(task_ids, stage1)
+    if stage2 == "rms":
+        return task_rms_scale(stage1, degenerate, keys, count_tied=keep_tied_groups)
     if keep_tied_groups:
         mapped = rank_to_normal(stage1, keys, tie_atol=tie_atol)[0]
     else:
@@ -217,15 +278,18 @@ def g2rpo_advantages(
     stage2_min_groups: int = 0,
     multi_component: bool = True,
     gate_component: int | None = 0,
+    stage2: typing.Literal["rms", "reference"] = "rms",
 ) -> torch.Tensor:
     """G²RPO advantages (docs/method.md §2): rank → N(0, 1) within each prompt group, then per task.
 
-    Stage 1 maps every group's rewards onto standard-normal quantiles (:func:`rank_to_normal`);
-    stage 2 maps the stage-1 values of each task's non-degenerate rollouts onto N(0, 1) again, so
-    every task ends with the same advantage distribution whatever its reward scale or shape.
+    Stage 1 maps every group's rewards onto standard-normal quantiles (:func:`rank_to_normal`).
+    Stage 2 equalises the tasks (:func:`task_stage`): with ``stage2="rms"`` (the default) each
+    task's stage-1 values of its non-degenerate rollouts are rescaled to unit RMS, every sign and
+    group sum kept; ``stage2="reference"`` is the paper's rule, a second rank map onto N(0, 1)
+    per task, which can reverse signs on imbalanced pools (docs/method.md §2).
     ``per_task=False`` stops after stage 1 (the ablation); ``task_ids=None`` treats the batch as
     one task. ``keep_tied_groups=True`` reproduces the reference code's stage 2, where the zeros of
-    all-tied groups are ranked as well; ``stage2_min_groups`` is :func:`task_stage`'s small-pool
+    all-tied groups take part as well; ``stage2_min_groups`` is the reference rule's small-pool
     guard (0, the default here, is the paper's stage 2 at any pool size). ``[B, K]`` rewards
     dispatch to :func:`multi_component_g2rpo_advantages` (``weights``, ``gate_component``
     apply there); with ``multi_component=False`` they are summed with ``weights`` first and ranked
@@ -244,6 +308,7 @@ def g2rpo_advantages(
             per_task=per_task,
             keep_tied_groups=keep_tied_groups,
             stage2_min_groups=stage2_min_groups,
+            stage2=stage2,
         )
     _check_shapes(rewards, group_ids, task_ids)
     if rewards.numel() == 0:
@@ -261,6 +326,7 @@ def g2rpo_advantages(
             keep_tied_groups=keep_tied_groups,
             group_ids=group_ids[order],
             min_groups=stage2_min_groups,
+            stage2=stage2,
         )
     advantages = torch.empty_like(rewards)
     advantages[order] = stage1
@@ -278,6 +344,7 @@ def multi_component_g2rpo_advantages(
     per_task: bool = True,
     keep_tied_groups: bool = False,
     stage2_min_groups: int = 0,
+    stage2: typing.Literal["rms", "reference"] = "rms",
 ) -> torch.Tensor:
     """Multi-component G²RPO (docs/method.md §2, "Multi-component form"; GDPO-style).
 
@@ -316,6 +383,7 @@ def multi_component_g2rpo_advantages(
         keep_tied_groups=keep_tied_groups,
         group_ids=group_ids,
         min_groups=stage2_min_groups,
+        stage2=stage2,
     )
 
 
