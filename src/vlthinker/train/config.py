@@ -102,6 +102,7 @@ OPTION_SHORTHANDS = (
     "keep_tied_groups",
     "stage2_min_groups",
     "multi_component",
+    "stage2",
 )
 
 
@@ -118,6 +119,10 @@ class AlgorithmConfig:
     # Stage 2 needs a pool (docs/method.md §2): a stage-2 key with fewer live groups than this in a
     # batch keeps its stage-1 advantages; 0 ranks every pool, however small (the reference).
     stage2_min_groups: int = 8
+    # G²RPO's stage-2 rule (docs/method.md §2): "rms" rescales each task's stage-1 advantages to
+    # unit RMS and keeps every sign; "reference" is the paper's rank map onto N(0, 1), which
+    # re-centres a task on its median and reverses signs on imbalanced pools.
+    stage2: Literal["rms", "reference"] = "rms"
     multi_component: bool = True  # rank accuracy / format / length separately (docs/method.md §2)
     # One weight per reward component (vlthinker.train.rewards.COMPONENTS): accuracy, format,
     # length, 0.8 / 0.1 / 0.1 by default (docs/method.md §4).
