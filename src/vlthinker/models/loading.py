@@ -40,8 +40,11 @@ def load_policy(
     dtype: str = "auto",
     attn_implementation: str | None = None,
     device_map: Any = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[Any, Any]:
-    """``(model, processor)`` from a local folder, with left padding for batched generation."""
+    """``(model, processor)`` from a local folder, with left padding for batched generation;
+    ``min_pixels`` / ``max_pixels`` bound the processor's image sizes (None: the checkpoint's)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -60,7 +63,7 @@ def load_policy(
     if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
-    processor = load_processor(path)
+    processor = load_processor(path, min_pixels=min_pixels, max_pixels=max_pixels)
     # Qwen-VL's rope index assumes left padding when a batch of prompts is generated together.
     processor.tokenizer.padding_side = "left"
     return model, processor

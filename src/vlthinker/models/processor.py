@@ -86,8 +86,44 @@ def save_processor(processor: Any, out_dir: str | Path) -> None:
         (out / "chat_template.jinja").write_text(processor.chat_template)
 
 
-def load_processor(path: str | Path) -> Any:
-    """``AutoProcessor`` where it can work, else the image-only Qwen3-VL processor from parts."""
+def set_pixel_bounds(
+    processor: Any, min_pixels: int | None = None, max_pixels: int | None = None
+) -> None:
+    """Make the processor resize every image, aspect kept, to between ``min_pixels`` and
+    ``max_pixels`` pixels (Qwen-VL's ``size.shortest_edge`` / ``size.longest_edge``, which hold
+    pixel counts); None keeps the processor's own bound. The bounds travel with the processor
+    when it is saved (``final/``)."""
+    if min_pixels is None and max_pixels is None:
+        return
+    from transformers.image_utils import SizeDict
+
+    image = processor.image_processor
+    size = image.size
+    low = min_pixels if min_pixels is not None else size.shortest_edge
+    high = max_pixels if max_pixels is not None else size.longest_edge
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"min_pixels ({low}) exceeds max_pixels ({high})")
+    image.size = SizeDict(shortest_edge=low, longest_edge=high)
+
+
+def image_tokens(processor: Any, width: int, height: int) -> int:
+    """The number of tokens a ``width`` × ``height`` image takes in a prompt, after the
+    processor's resizing (its patches merged ``merge_size``² into one token)."""
+    image = processor.image_processor
+    return image.get_number_of_image_patches(height, width) // image.merge_size**2
+
+
+def load_processor(
+    path: str | Path, *, min_pixels: int | None = None, max_pixels: int | None = None
+) -> Any:
+    """``AutoProcessor`` where it can work, else the image-only Qwen3-VL processor from parts;
+    ``min_pixels`` / ``max_pixels`` set its image bounds (:func:`set_pixel_bounds`)."""
+    processor = _load_processor(path)
+    set_pixel_bounds(processor, min_pixels, max_pixels)
+    return processor
+
+
+def _load_processor(path: str | Path) -> Any:
     from transformers import AutoProcessor, AutoTokenizer
 
     if torchvision_available():

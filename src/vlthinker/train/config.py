@@ -68,6 +68,13 @@ class DataConfig:
     # Image paths are confined to the data file's folder; true also opens absolute paths and
     # paths leaving that folder (../, symlinks).
     allow_absolute_images: bool = False
+    # A prompt longer than this many tokens (its text and image tokens together) is dropped
+    # before training, as the recipe's loader drops it (docs/method.md §8); null keeps them all.
+    max_prompt_length: int | None = None
+    # The processor resizes each image, aspect kept, to between min_pixels and max_pixels
+    # pixels (docs/method.md §8); null keeps the checkpoint's own preprocessor setting.
+    min_pixels: int | None = None
+    max_pixels: int | None = None
 
 
 @dataclass
@@ -85,6 +92,14 @@ class RolloutConfig:
     # max_resample times to refill the batch. None keeps every group.
     online_filter: list[float] | None = None
     max_resample: int = 20
+    # TRL's correction for vLLM sampling from slightly other probabilities than the trained
+    # model computes (docs/method.md §8): each response's ratio of the two is capped or masked
+    # in the given mode; only with use_vllm.
+    vllm_importance_sampling_correction: bool = True
+    vllm_importance_sampling_mode: Literal[
+        "sequence_mask", "sequence_truncate", "token_mask", "token_truncate"
+    ] = "sequence_mask"
+    vllm_importance_sampling_cap: float = 3.0  # TRL's vllm_importance_sampling_clip_max
 
 
 def _default_reward_weights() -> list[float]:
@@ -258,6 +273,37 @@ def validate(config: RunConfig) -> None:
             f"algorithm.reward_weights needs {len(components)} numbers ({', '.join(components)})",
         ),
         (config.algorithm.tie_atol >= 0, "algorithm.tie_atol must be ≥ 0"),
+        (config.algorithm.kl_coef >= 0, "algorithm.kl_coef must be ≥ 0"),
+        (config.model.lora_alpha > 0, "model.lora_alpha must be > 0"),
+        (config.training.weight_decay >= 0, "training.weight_decay must be ≥ 0"),
+        (config.training.max_grad_norm >= 0, "training.max_grad_norm must be ≥ 0 (0: no clip)"),
+        (config.training.warmup_steps >= 0, "training.warmup_steps must be ≥ 0"),
+        (
+            config.training.torch_threads is None or config.training.torch_threads >= 1,
+            "training.torch_threads must be ≥ 1 or null",
+        ),
+        (
+            config.training.save_total_limit is None or config.training.save_total_limit >= 1,
+            "training.save_total_limit must be ≥ 1 or null (null keeps every checkpoint)",
+        ),
+        (config.shaping.length_slack >= 0, "shaping.length_slack must be ≥ 0"),
+        (
+            config.data.max_prompt_length is None or config.data.max_prompt_length >= 1,
+            "data.max_prompt_length must be ≥ 1 or null",
+        ),
+        (
+            config.data.min_pixels is None or config.data.min_pixels >= 1,
+            "data.min_pixels must be ≥ 1 or null",
+        ),
+        (
+            config.data.max_pixels is None
+            or config.data.max_pixels >= max(1, config.data.min_pixels or 1),
+            "data.max_pixels must be ≥ 1 and ≥ data.min_pixels, or null",
+        ),
+        (
+            config.rollout.vllm_importance_sampling_cap >= 1,
+            "rollout.vllm_importance_sampling_cap must be ≥ 1",
+        ),
         (config.training.max_steps >= 1, "training.max_steps must be ≥ 1"),
         (config.training.prompts_per_step >= 1, "training.prompts_per_step must be ≥ 1"),
         (config.training.learning_rate > 0, "training.learning_rate must be > 0"),
@@ -321,6 +367,16 @@ def validate(config: RunConfig) -> None:
             f"training.per_device_batch_size ({config.training.per_device_batch_size}) must divide "
             f"training.prompts_per_step × rollout.num_generations ({rollouts})"
         )
+    context, prompt = config.rollout.max_model_length, config.data.max_prompt_length
+    if (
+        context is not None
+        and prompt is not None
+        and context < prompt + config.rollout.max_new_tokens
+    ):
+        _fail(
+            f"rollout.max_model_length ({context}) must hold data.max_prompt_length ({prompt}) "
+            f"+ rollout.max_new_tokens ({config.rollout.max_new_tokens})"
+        )
     for task, shaping in config.shaping.tasks.items():
         if shaping.length is not None:
             points = shaping.length
@@ -348,8 +404,46 @@ def _value_of(config: RunConfig, key: str) -> Any:
 def _fail(message: str) -> typing.NoReturn:
     """Raise a :class:`ConfigError` whose ``key`` is the message's first word."""
     error = ConfigError(message)
-    error.key = message.split(" ", 1)[0]  # type: ignore[attr-defined]
+    error.key = message.split(" ", 1)[0].rstrip(":")  # type: ignore[attr-defined]
     raise error
+
+
+#: ``logging.report_to`` names and the module each needs (transformers' integrations).
+_REPORTERS = {
+    "tensorboard": "tensorboard",
+    "wandb": "wandb",
+    "mlflow": "mlflow",
+    "comet_ml": "comet_ml",
+    "clearml": "clearml",
+    "trackio": "trackio",
+    "swanlab": "swanlab",
+    "dvclive": "dvclive",
+    "neptune": "neptune",
+    "codecarbon": "codecarbon",
+    "azure_ml": "azureml",
+    "dagshub": "dagshub",
+    "flyte": "flytekit",
+}
+
+
+def check_environment(config: RunConfig) -> None:
+    """What the config needs from the machine, checked before a run writes anything: every
+    ``logging.report_to`` logger installed, the ``training.deepspeed`` file present."""
+    import importlib.util
+
+    for name in config.logging.report_to:
+        if name in ("none", "all"):
+            continue
+        if name not in _REPORTERS:
+            _fail(f"logging.report_to: unknown logger {name!r}; known: {', '.join(_REPORTERS)}")
+        if importlib.util.find_spec(_REPORTERS[name]) is None:
+            _fail(
+                f"logging.report_to: {name!r} is not installed (pip install "
+                f"{_REPORTERS[name]}), or leave it out of the list"
+            )
+    deepspeed = config.training.deepspeed
+    if deepspeed and not Path(deepspeed).expanduser().is_file():
+        _fail(f"training.deepspeed: {deepspeed} is not a file (a DeepSpeed JSON config)")
 
 
 def dump_config(config: RunConfig, path: str | Path) -> None:
@@ -501,6 +595,9 @@ def trainer_config(
         generation_kwargs={"bad_words_ids": bad_words_ids} if bad_words_ids else None,
         use_vllm=rollout.use_vllm,
         vllm_mode=rollout.vllm_mode,
+        vllm_importance_sampling_correction=rollout.vllm_importance_sampling_correction,
+        vllm_importance_sampling_mode=rollout.vllm_importance_sampling_mode,
+        vllm_importance_sampling_clip_max=rollout.vllm_importance_sampling_cap,
         vllm_gpu_memory_utilization=rollout.vllm_gpu_memory_utilization,
         learning_rate=training.learning_rate,
         modules_to_save_learning_rate=training.modules_to_save_learning_rate,

@@ -113,3 +113,50 @@ def _text_of(messages: list[dict[str, Any]]) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+# ------------------------------------------------------------------ the prompt length
+def prompt_tokens(record: Record, processor: Any, prompt_config: PromptConfig) -> int:
+    """The tokens ``record``'s prompt takes as the trainer builds it: the chat template around
+    its text, plus each image's tokens at the processor's pixel bounds (image headers are read,
+    no pixels decoded)."""
+    from vlthinker.models.processor import image_tokens
+
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in record.images]
+    content.append({"type": "text", "text": _text_of(build_messages(record, prompt_config))})
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+    )
+    tokenizer = getattr(processor, "tokenizer", processor)
+    count = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    for index, ref in enumerate(record.images):
+        width, height = _image_size(ref, record.origin, f"images[{index}]")
+        count += image_tokens(processor, width, height) - 1  # the template holds one pad each
+    return count
+
+
+def within_prompt_length(
+    records: Iterable[Record], processor: Any, prompt_config: PromptConfig, limit: int
+) -> tuple[list[Record], list[Record]]:
+    """``(kept, dropped)``: the records whose prompt takes at most ``limit`` tokens
+    (:func:`prompt_tokens`), and the others."""
+    kept: list[Record] = []
+    dropped: list[Record] = []
+    for record in records:
+        fits = prompt_tokens(record, processor, prompt_config) <= limit
+        (kept if fits else dropped).append(record)
+    return kept, dropped
+
+
+def _image_size(ref: Any, origin: str, field_name: str) -> tuple[int, int]:
+    import io
+
+    from PIL import Image
+
+    if isinstance(ref, Image.Image):
+        return ref.size
+    try:
+        with Image.open(io.BytesIO(ref) if isinstance(ref, bytes) else ref) as image:
+            return image.size
+    except (OSError, ValueError):
+        return decode_image(ref, origin, field_name).size  # raises naming the record
