@@ -255,6 +255,83 @@ def test_training_numeric_verifiers_read_only_whole_numbers():
     assert rewards.parse_number("12 %") == (12.0, True)
 
 
+@pytest.mark.parametrize(
+    ("prediction", "answer"),
+    [("2,829.38", "2829.38"), ("$5", "5"), ("€12.5", "12.5"), ("1,000%", "10")],
+)
+def test_benchmark_numbers_are_read_as_the_official_float(prediction, answer):
+    # lmms-eval chartqa/utils.py and VLMEvalKit vqa_eval.py relaxed_correctness: float() fails on
+    # separators and currency signs, the exact-text fallback differs: 0, for the benchmark score
+    # and for the verifier accuracy of a benchmark item alike
+    record = make_record(
+        benchmark="chartqa",
+        item_id="x",
+        task="chart",
+        question="q",
+        answer_type="numeric",
+        answer=answer,
+        images=[],
+        rule="relaxed",
+        answers=[answer],
+    )
+    scored = score_prediction(record, f"<think>t</think><answer>{prediction}</answer>")
+    assert scored["numbers"] == "official"
+    assert scored["score"] == 0.0
+    assert scored["accuracy"] == 0.0
+    # the training rewards keep their declared lenient reading
+    assert rewards.DEFAULT_NUMBERS == "lenient"
+    assert rewards.numeric(prediction, answer) == 1.0
+
+
+def test_each_number_verifier_has_an_official_reading():
+    assert rewards.relaxed_accuracy("2,829.38", "2829.38") == 1.0
+    assert rewards.relaxed_accuracy("2,829.38", "2829.38", numbers="official") == 0.0
+    assert rewards.relaxed_accuracy("2829.3", "2829.38", numbers="official") == 1.0
+    assert rewards.relaxed_accuracy("1_000", "1000", numbers="official") == 1.0  # float() does
+    assert rewards.numeric("$1,234.50", "1234.5", numbers="official") == 0.0
+    assert rewards.numeric("1234.50", "1234.5", numbers="official") == 1.0
+    # VSI-Bench's to_float: mean relative accuracy of a currency-signed number is 0
+    assert rewards.mean_relative_accuracy("$100", "100") == 1.0
+    assert rewards.mean_relative_accuracy("$100", "100", numbers="official") == 0.0
+    assert rewards.mean_relative_accuracy("1,000", "1000", numbers="official") == 0.0
+    assert rewards.mean_relative_accuracy("100", "100", numbers="official") == 1.0
+    assert rewards.counting("1,000", "1000", numbers="official") == 0.0
+    meta = {"metric": "mra", "numbers": "official"}
+    assert rewards.score("<answer>$100</answer>", "100", "chart", **meta)["accuracy"] == 0.0
+    with pytest.raises(ValueError, match="number reading"):
+        rewards.score("<answer>1</answer>", "1", "numeric", numbers="loose")
+
+
+def test_the_results_line_says_which_number_reading_ran(tmp_path):
+    from vlthinker.data import Record
+    from vlthinker.evaluation.runner import Item, make_prediction
+    from vlthinker.evaluation.table import scoring_lines
+
+    bench = make_record(
+        benchmark="chartqa",
+        item_id="1",
+        task="chart",
+        question="q",
+        answer_type="numeric",
+        answer="5",
+        images=[],
+        rule="relaxed",
+        answers=["5"],
+    )
+    plain = Record(task="chart", answer_type="numeric", question="q", answer="5", id="2")
+    rows = [
+        make_prediction(Item("chartqa", bench, "1"), "<answer>$5</answer>", None).to_json(),
+        make_prediction(Item("records", plain, "2"), "<answer>$5</answer>", None).to_json(),
+    ]
+    assert [r["numbers"] for r in rows] == ["official", "lenient"]
+    assert [r["score"] for r in rows] == [0.0, 1.0]
+    lines = "\n".join(scoring_lines(summarize(rows)["benchmarks"]))
+    chartqa = next(line for line in lines.splitlines() if line.startswith("- ChartQA"))
+    records = next(line for line in lines.splitlines() if "Record-format" in line)
+    assert "official scorer's float()" in chartqa
+    assert "leniently" in records
+
+
 # ---------------------------------------------------------------- CharXiv
 
 

@@ -274,7 +274,7 @@ def test_untrusted_model_output_is_never_executed_and_stays_bounded(tmp_path):
     started = time.perf_counter()
     for response in nasty:
         scores = score_prediction(open_item, response, CONFIG)
-        assert all(math.isfinite(v) for k, v in scores.items() if k != "extracted")
+        assert all(math.isfinite(v) for k, v in scores.items() if k not in ("extracted", "numbers"))
         assert scores["score"] == 0.0
     assert time.perf_counter() - started < 10
     assert not Path("pwned").exists()

@@ -38,6 +38,8 @@ class Prediction:
     group: Any = None
     subset: Any = None
     extra: dict[str, float] = field(default_factory=dict)
+    #: the verifiers' number reading ("official" / "lenient"; None in files written before it)
+    numbers: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

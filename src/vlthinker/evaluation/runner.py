@@ -113,7 +113,9 @@ def make_prediction(item: Item, response: str, prompt_config: Any) -> Prediction
     scores = score_prediction(record, response, prompt_config)
     details = eval_meta(record)
     extra = {
-        k: v for k, v in scores.items() if k not in ("score", "accuracy", "format", "extracted")
+        k: v
+        for k, v in scores.items()
+        if k not in ("score", "accuracy", "format", "extracted", "numbers")
     }
     return Prediction(
         benchmark=item.benchmark,
@@ -130,6 +132,7 @@ def make_prediction(item: Item, response: str, prompt_config: Any) -> Prediction
         group=details.get("group"),
         subset=details.get("subset"),
         extra=extra,
+        numbers=scores.get("numbers"),
     )
 
 

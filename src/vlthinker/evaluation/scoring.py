@@ -53,7 +53,9 @@ def eval_meta(record: Any) -> dict[str, Any]:
 
 
 def score_prediction(record: Any, response: str, prompt_config: Any = None) -> dict[str, Any]:
-    """``{"score", "accuracy", "format", "extracted", …}`` for one response to one record."""
+    """``{"score", "accuracy", "format", "extracted", "numbers", …}`` for one response to one
+    record; ``numbers`` is the number reading the verifiers used (``"official"`` for benchmark
+    items, which declare it; records that declare none get the training default)."""
     details = eval_meta(record)
     rule = details.get("rule")
     apply_rule = RULES.get(rule) if rule else None  # an unknown rule fails, naming the known
@@ -81,6 +83,9 @@ def score_prediction(record: Any, response: str, prompt_config: Any = None) -> d
         )
     result["score"] = float(value)
     result["extracted"] = extracted[:MAX_PARSE_CHARS]
+    # the verifiers' number reading; a rule-only item (pointing) reads no number through them
+    rule_only = apply_rule is not None and RULES.meta(rule).get("rule_only", False)
+    result["numbers"] = None if rule_only else rewards.number_reading(meta)
     return result
 
 
@@ -105,11 +110,11 @@ def rule_relaxed(pred: str, record: Any, details: dict[str, Any]) -> float:
     """ChartQA relaxed accuracy exactly as EvolvingLMMs-Lab/lmms-eval
     ``lmms_eval/tasks/chartqa/utils.py`` and open-compass/VLMEvalKit
     ``vlmeval/dataset/utils/vqa_eval.py`` (``relaxed_correctness``): 5 % tolerance only when
-    the stripped prediction and a reference both are numbers (trailing ``%`` → /100; no
-    thousands separators), else case-insensitive exact text; best over the references."""
-    return float(
-        rewards.relaxed_accuracy(pred, _answers(record, details), tolerance=0.05, thousands=False)
-    )
+    the stripped prediction and a reference both are what ``float()`` reads (trailing ``%`` →
+    /100; no thousands separators, no currency signs: ``2,829.38`` is text), else
+    case-insensitive exact text; best over the references."""
+    references = _answers(record, details)
+    return float(rewards.relaxed_accuracy(pred, references, tolerance=0.05, numbers="official"))
 
 
 @RULES.register("ocrbench")

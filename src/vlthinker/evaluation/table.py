@@ -74,8 +74,24 @@ def _task_summary(items: Sequence[Any]) -> dict[str, float]:
     }
 
 
+#: How the results line names each number reading (``rewards.NUMBER_READINGS``).
+NUMBER_READING_NOTES = {
+    "official": "numbers read as the official scorer's float() (no thousands separators or "
+    "currency signs)",
+    "lenient": "numbers read leniently, as the training rewards (thousands separators and "
+    "currency signs accepted)",
+}
+
+
+def number_note(readings: Sequence[str]) -> str:
+    """``; numbers read …`` for the results line: which number reading(s) scored the rows."""
+    notes = [NUMBER_READING_NOTES.get(r, f"numbers read {r!r}") for r in readings]
+    return "".join(f"; {note}" for note in notes)
+
+
 def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> dict[str, Any]:
     info = _lookup(name)
+    readings = sorted({str(row_field(r, "numbers")) for r in rows} - {"None"})
     rule = info.aggregate if info else "mean"
     scale = info.scale if info else 100.0
     value, count = aggregate(rows, rule)
@@ -99,9 +115,13 @@ def _benchmark_entry(name: str, rows: Sequence[Any], seconds: float | None) -> d
         "format": mean([row_number(r, "format") for r in rows]),
         "judged": bool(info and info.judged),
         "note": info.note if info else "",
-        "scored_by": info.scored_by()
-        if info
-        else "the training verifiers (vlthinker.rewards); comparable: no paper number",
+        "numbers": readings,
+        "scored_by": (
+            info.scored_by()
+            if info
+            else "the training verifiers (vlthinker.rewards); comparable: no paper number"
+        )
+        + number_note(readings),
         "paper": dict(zip(PAPER_COLUMNS, info.paper, strict=True)) if info and info.paper else None,
         "subsets": {
             key: mean([row_number(r, "score") for r in v]) * scale

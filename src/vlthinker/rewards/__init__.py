@@ -8,6 +8,7 @@ verifiers (:func:`multiple_choice`, :func:`numeric`, :func:`relaxed_accuracy`,
 :data:`ANSWER_TYPES` (``vlthinker.rewards.answer_types``); registering one adds an answer type.
 """
 
+from vlthinker.rewards.answer_types import DEFAULT_NUMBERS, number_reading
 from vlthinker.rewards.extract import extract_answer, extract_boxed, format_reward
 from vlthinker.rewards.grounding import (
     BOX_FORMATS,
@@ -32,6 +33,7 @@ from vlthinker.rewards.score import (
     score_batch,
 )
 from vlthinker.rewards.verifiers import (
+    NUMBER_READINGS,
     anls,
     counting,
     mean_relative_accuracy,
@@ -46,6 +48,8 @@ __all__ = [
     "ANSWER_TYPES",
     "BOX_FORMATS",
     "DEFAULT_MATH_TIMEOUT_S",
+    "DEFAULT_NUMBERS",
+    "NUMBER_READINGS",
     "STRUCTURE_BONUS",
     "anls",
     "box_iou",
@@ -60,6 +64,7 @@ __all__ = [
     "mean_relative_accuracy",
     "multiple_choice",
     "normalize_math",
+    "number_reading",
     "numeric",
     "parse_box",
     "parse_boxes",

@@ -16,6 +16,12 @@ Registration metadata says the rest:
 - ``check``: ``check(meta)`` raising ``ValueError`` on options it cannot use;
 - ``structure``: ``structure(prediction) -> bool``, extra condition for the structure bonus.
 
+The number-reading verifiers (numeric, chart, counting) read ``meta["numbers"]``
+(:data:`~vlthinker.rewards.verifiers.NUMBER_READINGS`): ``"lenient"``, the training rewards'
+declared default (:data:`DEFAULT_NUMBERS`), also reads thousands separators and currency signs;
+``"official"``, which every benchmark item declares, reads numbers as the official scorers'
+``float()`` does.
+
 Adding an answer type is one function and its decorator::
 
     @ANSWER_TYPES.register("yes_no", aliases=("yes or no",))
@@ -45,7 +51,24 @@ from vlthinker.rewards.verifiers import (
     wer_score,
 )
 
-__all__ = ["ANSWER_TYPES", "Verifier", "canonical_answer_type", "known_metrics", "resolve"]
+__all__ = [
+    "ANSWER_TYPES",
+    "DEFAULT_NUMBERS",
+    "Verifier",
+    "canonical_answer_type",
+    "known_metrics",
+    "number_reading",
+    "resolve",
+]
+
+#: The training rewards' number reading where a record declares none (``meta["numbers"]``).
+DEFAULT_NUMBERS = "lenient"
+
+
+def number_reading(meta: Mapping[str, Any]) -> str:
+    """The number reading ``meta`` declares (``meta["numbers"]``), else :data:`DEFAULT_NUMBERS`."""
+    return str(meta.get("numbers") or DEFAULT_NUMBERS)
+
 
 #: ``(prediction, answer, meta) -> accuracy in [0, 1]``.
 Verifier = Callable[[str, Any, Mapping[str, Any]], float]
@@ -105,7 +128,7 @@ def _multiple_choice(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
 
 @ANSWER_TYPES.register("numeric", aliases=("numerical", "number"))
 def _numeric(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
-    return numeric(pred, answer, units=_units(meta))
+    return numeric(pred, answer, units=_units(meta), numbers=number_reading(meta))
 
 
 def _units(meta: Mapping[str, Any]) -> tuple[str, ...]:
@@ -125,8 +148,9 @@ def _units(meta: Mapping[str, Any]) -> tuple[str, ...]:
 )
 def _chart(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
     if meta.get("metric", "relaxed") == "mra":
-        return mean_relative_accuracy(pred, answer)
-    return relaxed_accuracy(pred, answer, float(meta.get("tolerance", 0.05)))
+        return mean_relative_accuracy(pred, answer, numbers=number_reading(meta))
+    tolerance = float(meta.get("tolerance", 0.05))
+    return relaxed_accuracy(pred, answer, tolerance, numbers=number_reading(meta))
 
 
 @ANSWER_TYPES.register("math")
@@ -176,4 +200,5 @@ def _grounding(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
 
 @ANSWER_TYPES.register("counting", aliases=("count",))
 def _counting(pred: str, answer: Any, meta: Mapping[str, Any]) -> float:
-    return counting(pred, answer, partial=bool(meta.get("partial", False)))
+    partial = bool(meta.get("partial", False))
+    return counting(pred, answer, partial=partial, numbers=number_reading(meta))

@@ -10,11 +10,13 @@ from vlthinker.rewards.answer_types import (
     ANSWER_TYPES,
     canonical_answer_type,
     known_metrics,
+    number_reading,
     resolve,
 )
 from vlthinker.rewards.extract import extract_answer, format_reward
 from vlthinker.rewards.grounding import BOX_FORMATS
 from vlthinker.rewards.safety import clamp01
+from vlthinker.rewards.verifiers import NUMBER_READINGS
 
 __all__ = ["ANSWER_TYPES", "STRUCTURE_BONUS", "canonical_answer_type", "score", "score_batch"]
 
@@ -50,6 +52,11 @@ def _check_meta(kind: str, meta: Mapping[str, Any]) -> None:
     check = ANSWER_TYPES.meta(kind).get("check")
     if check is not None:
         check(meta)
+    if number_reading(meta) not in NUMBER_READINGS:
+        raise ValueError(
+            f"unknown number reading numbers={meta.get('numbers')!r}; "
+            f"expected one of {NUMBER_READINGS}"
+        )
     metric = meta.get("metric")
     if metric is not None and metric not in known_metrics():
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(known_metrics())}")

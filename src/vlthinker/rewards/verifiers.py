@@ -19,12 +19,14 @@ from vlthinker.rewards.extract import strip_answer_tags
 from vlthinker.rewards.safety import clamp01, to_text
 
 __all__ = [
+    "NUMBER_READINGS",
     "anls",
     "counting",
     "mean_relative_accuracy",
     "multiple_choice",
     "normalize_text",
     "numeric",
+    "official_float",
     "parse_number",
     "parse_options",
     "relaxed_accuracy",
@@ -112,6 +114,32 @@ _NUMBER_WORDS = {
 }
 
 
+#: How a verifier reads a number (its ``numbers`` option). ``"official"``: as the benchmarks'
+#: official scorers do, Python's ``float()`` on the answer text (so ``2,829.38`` and ``$5`` are
+#: text, not numbers); benchmark items declare it. ``"lenient"``: the training reading, which
+#: also takes thousands separators and currency signs (``1,234``, ``$1,234.50``); the default of
+#: the training rewards.
+NUMBER_READINGS = ("official", "lenient")
+
+
+def _check_reading(numbers: str) -> bool:
+    """True for the lenient reading; an unknown reading is a configuration error."""
+    if numbers not in NUMBER_READINGS:
+        raise ValueError(f"unknown number reading {numbers!r}; expected one of {NUMBER_READINGS}")
+    return numbers == "lenient"
+
+
+def official_float(text: Any) -> float | None:
+    """What the official scorers' ``float(text)`` gives (ChartQA's ``relaxed_correctness``,
+    VSI-Bench's ``to_float``): Python's own number syntax — no thousands separators, no
+    currency signs —, None where ``float()`` raises. Non-finite values are kept, as there."""
+    s = str(text)[:400]
+    try:
+        return float(s)
+    except (ValueError, OverflowError):
+        return None
+
+
 _SIGN = "+-−"
 _CURRENCY = "$€£¥"
 _PLAIN_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,4})?")
@@ -130,7 +158,9 @@ def _strip_unit(s: str, units: Sequence[str]) -> str:
     return s
 
 
-def parse_number(value: Any, units: Sequence[str] = ()) -> tuple[float, bool] | None:
+def parse_number(
+    value: Any, units: Sequence[str] = (), numbers: str = "lenient"
+) -> tuple[float, bool] | None:
     """The number an answer *is*: ``(value, had_percent_sign)``, or None.
 
     Rule: after unwrapping ``$``/``\\boxed`` and dropping a final period, the whole text must be
@@ -140,8 +170,11 @@ def parse_number(value: Any, units: Sequence[str] = ()) -> tuple[float, bool] | 
     (units the task declares, e.g. ``("cm^2",)``), simple fractions ``a/b`` and
     ``\\frac{a}{b}``, and the words zero..twenty.  Any other text around the number
     (``"below 10"``, ``"12 kg"`` when ``kg`` is not declared) makes it a non-number, so the
-    caller compares texts instead.  Non-finite values -> None.
+    caller compares texts instead.  Non-finite values -> None.  With ``numbers="official"``
+    (benchmark scoring) currency signs and thousands separators are not read: such a text is
+    no number, as for the official scorers' ``float()``.
     """
+    lenient = _check_reading(numbers)
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -180,9 +213,9 @@ def parse_number(value: Any, units: Sequence[str] = ()) -> tuple[float, bool] | 
         if s[:1] and s[0] in _SIGN:  # "" is in every string: "%" leaves nothing to read
             negative = negative != (s[0] in "-−")
             s = s[1:].lstrip()
-        if s[:1] and s[0] in _CURRENCY:
+        if lenient and s[:1] and s[0] in _CURRENCY:
             s = s[1:].lstrip()
-    if not (_PLAIN_NUMBER.fullmatch(s) or _GROUPED_NUMBER.fullmatch(s)):
+    if not (_PLAIN_NUMBER.fullmatch(s) or (lenient and _GROUPED_NUMBER.fullmatch(s))):
         return None
     try:
         f = float(s.replace(",", ""))
@@ -199,17 +232,20 @@ def _candidates(parsed: tuple[float, bool]) -> tuple[float, ...]:
     return (v, v / 100.0) if pct else (v,)
 
 
-def numeric(prediction: Any, answer: Any, units: Sequence[str] = ()) -> float:
+def numeric(
+    prediction: Any, answer: Any, units: Sequence[str] = (), numbers: str = "lenient"
+) -> float:
     """1.0 iff the numbers are equal after rounding to 2 decimals (docs/method.md §6 "numerical").
 
     Both sides must *be* numbers in the sense of :func:`parse_number` (percent, currency,
     thousands separators and the declared ``units`` tolerated; a percent-signed number may mean
     x or x/100); when either side is not a number, the normalised texts must be equal and
-    non-empty.  A list answer accepts any of its alternatives.
+    non-empty.  A list answer accepts any of its alternatives.  ``numbers="official"`` (benchmark
+    scoring) reads no currency signs or thousands separators (see :data:`NUMBER_READINGS`).
     """
-    pred = parse_number(prediction, units)
+    pred = parse_number(prediction, units, numbers)
     for ans in _alternatives(answer):
-        gold = parse_number(ans, units)
+        gold = parse_number(ans, units, numbers)
         if pred is not None and gold is not None:
             pairs = ((p, g) for p in _candidates(pred) for g in _candidates(gold))
             if any(round(p, 2) == round(g, 2) for p, g in pairs):
@@ -226,8 +262,15 @@ _STRICT_FLOAT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 def _chartqa_float(text: str, thousands: bool) -> float | None:
     """ChartQA's number reading: the stripped text is a number, a trailing ``%`` divides it by
-    100; with ``thousands``, separators in groups of three are read too (``1,000``)."""
+    100; with ``thousands`` (the lenient training reading), separators in groups of three are
+    read too (``1,000``). Without it, exactly the official ``_to_float``: ``float()`` of the
+    text, or of the text less its trailing ``%`` signs, divided by 100."""
     s = text.strip()
+    if not thousands:
+        if s.endswith("%"):
+            value = official_float(s.rstrip("%"))
+            return None if value is None else value / 100.0
+        return official_float(s)
     scale = 1.0
     if s.endswith("%"):
         s, scale = s.rstrip("%").strip(), 0.01
@@ -243,7 +286,7 @@ def _chartqa_float(text: str, thousands: bool) -> float | None:
 
 
 def relaxed_accuracy(
-    prediction: Any, answer: Any, tolerance: float = 0.05, thousands: bool = True
+    prediction: Any, answer: Any, tolerance: float = 0.05, numbers: str = "lenient"
 ) -> float:
     """ChartQA relaxed accuracy, best over the alternatives of ``answer``.
 
@@ -252,47 +295,71 @@ def relaxed_accuracy(
     ``vlmeval/dataset/utils/vqa_eval.py``): when the stripped prediction and the answer are both
     numbers (a trailing ``%`` divides by 100) and the answer is not 0, correct iff
     ``|p - a| / |a| <= tolerance``; otherwise correct iff the stripped texts are equal ignoring
-    case.  A number inside other text is text (``"Under 30 mins"`` is not 30).  ``thousands``
-    (the training default) also reads ``1,000`` as 1000, a deliberate normalisation the
-    official rule does not make; benchmark scoring passes ``thousands=False``.
+    case.  A number inside other text is text (``"Under 30 mins"`` is not 30).  The lenient
+    reading (``numbers="lenient"``, the training default) also reads ``1,000`` as 1000, a
+    deliberate normalisation the official rule does not make; benchmark scoring passes
+    ``numbers="official"``: ``float()`` exactly, so ``2,829.38`` against ``2829.38`` is text and
+    scores 0.
     """
+    thousands = _check_reading(numbers)
     pred = _answer_text(prediction)
     pred_value = _chartqa_float(pred, thousands)
     for ans in _alternatives(answer):
         gold = _answer_text(ans)
         gold_value = _chartqa_float(gold, thousands)
         if pred_value is not None and gold_value:
-            if abs(pred_value - gold_value) / abs(gold_value) <= tolerance:
+            try:
+                change = abs(pred_value - gold_value) / abs(gold_value)
+            except (OverflowError, ZeroDivisionError):
+                continue
+            if change <= tolerance:  # NaN compares False, as in the official rule
                 return 1.0
         elif pred.strip().lower() == gold.strip().lower():
             return 1.0
     return 0.0
 
 
-def _number_pairs(prediction: Any, answer: Any) -> Iterator[tuple[float, float]]:
+def _number_pairs(
+    prediction: Any, answer: Any, numbers: str = "lenient"
+) -> Iterator[tuple[float, float]]:
     """``(predicted, reference)`` numbers for each alternative of ``answer`` that is a number;
-    none when the prediction is not a number."""
-    pred = parse_number(prediction)
+    none when the prediction is not a number. The official reading is ``float()`` of the
+    stripped text (finite values only: a non-finite one never scores there either)."""
+    lenient = _check_reading(numbers)
+    pred = _read_number(prediction, lenient)
     if pred is None:
         return
     for ans in _alternatives(answer):
-        gold = parse_number(ans)
+        gold = _read_number(ans, lenient)
         if gold is not None:
-            yield pred[0], gold[0]
+            yield pred, gold
+
+
+def _read_number(value: Any, lenient: bool) -> float | None:
+    if lenient:
+        parsed = parse_number(value)
+        return None if parsed is None else parsed[0]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number: float | None = float(value)
+    else:
+        number = official_float(_answer_text(value).strip())
+    return number if number is not None and math.isfinite(number) else None
 
 
 _MRA_THRESHOLDS = tuple(range(50, 100, 5))  # 0.50, 0.55, ..., 0.95 in hundredths
 
 
-def mean_relative_accuracy(prediction: Any, answer: Any) -> float:
+def mean_relative_accuracy(prediction: Any, answer: Any, numbers: str = "lenient") -> float:
     """Mean relative accuracy (the reference's "regression" reward).
 
     Rule: over thresholds θ = 0.50, 0.55, …, 0.95, the share with ``|p - a| / |a| < 1 - θ``.
     When ``a == 0`` the relative error is 0 for ``p == 0`` and infinite otherwise.  A
-    non-number scores 0; a list answer takes the best alternative.
+    non-number scores 0; a list answer takes the best alternative.  ``numbers="official"``
+    reads a number as VSI-Bench's ``to_float`` does (``float()``: no currency signs or thousands
+    separators); the lenient training reading is :func:`parse_number`'s.
     """
     best = 0.0
-    for p, g in _number_pairs(prediction, answer):
+    for p, g in _number_pairs(prediction, answer, numbers):
         rel = (0.0 if p == 0 else math.inf) if g == 0 else abs(p - g) / abs(g)
         hits = sum(1 for t in _MRA_THRESHOLDS if rel < (100 - t) / 100)
         best = max(best, hits / len(_MRA_THRESHOLDS))
@@ -454,11 +521,14 @@ def wer_score(prediction: Any, answer: Any) -> float:
 # ---------------------------------------------------------------------------- counting
 
 
-def counting(prediction: Any, answer: Any, partial: bool = False) -> float:
+def counting(
+    prediction: Any, answer: Any, partial: bool = False, numbers: str = "lenient"
+) -> float:
     """Object counting: 1.0 iff the counts are equal; with ``partial``,
-    ``max(0, 1 - |p - a| / max(a, 1))``.  A non-number scores 0."""
+    ``max(0, 1 - |p - a| / max(a, 1))``.  A non-number scores 0 (``numbers`` as for
+    :func:`mean_relative_accuracy`)."""
     best = 0.0
-    for p, a in _number_pairs(prediction, answer):
+    for p, a in _number_pairs(prediction, answer, numbers):
         if p == a:
             return 1.0
         if partial:

@@ -469,6 +469,8 @@ def make_record(
     ``meta["benchmark"]`` names the benchmark; ``meta["eval"]`` holds what only evaluation
     reads (the item rule, all reference answers, masks, the MMBench rotation group, …) and is
     never passed to the training verifiers; ``verifier_meta`` (e.g. box coordinates) is.
+    Every benchmark item declares the official number reading (``numbers: official``): its
+    verifiers read numbers as the official scorers' ``float()`` does.
     """
     from vlthinker.data import Record
     from vlthinker.evaluation.scoring import RULES
@@ -480,7 +482,12 @@ def make_record(
         evaluation["group"] = group
     if subset is not None:
         evaluation["subset"] = subset
-    meta: dict[str, Any] = {"benchmark": benchmark, **(verifier_meta or {}), "eval": evaluation}
+    meta: dict[str, Any] = {
+        "benchmark": benchmark,
+        "numbers": "official",
+        **(verifier_meta or {}),
+        "eval": evaluation,
+    }
     return Record(
         task=task,
         answer_type=answer_type,
