@@ -8,6 +8,7 @@ import http.server
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -393,14 +394,72 @@ def _mask(tmp_path: Path) -> str:
     return str(path)
 
 
-def test_refspatial_scales_each_point_on_its_own(tmp_path):
+def _mask_file(tmp_path: Path, array: np.ndarray, name: str) -> str:
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(array).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # clip to the image, then round: 4.6 is pixel 5 (int() gave 4, outside)
+        ("[(0.46, 0.5)]", 1.0),
+        ("[(0.449, 0.5)]", 0.0),
+        ("[(0.75, 0.5), (1.01, 0.5)]", 1.0),  # <= 1.5 is normalised; 10.1 clips to pixel 9
+        ("[(7, 5), (3, 5)]", 0.5),  # text pairs above 1.5 are pixels, not 0-1000
+        ("[(750, 500)]", 1.0),  # pixel 750 clips to the right edge
+        ('[{"point_2d": [750, 500], "label": "a"}]', 1.0),  # JSON: 0-1000 scale, pixel 8
+        ('[{"point_2d": [300, 500]}]', 0.0),
+        ('{"point": [0.9, 0.1]}', 1.0),
+        ('```json\n[{"point_2d": [0.9, 0.1]}]\n```', 1.0),
+        ("[{'point_2d': (0.2, 0.1)}, {'point_2d': [0.8, 0.1]}]", 0.5),  # a Python literal
+        ('[{"point_2d": [1200, 5]}]', 1.0),  # above 1000: pixels, clipped
+        ("(0.4, 0.0, 0.6, 1.0)", 0.5),  # a box is every pixel it covers: columns 4 and 5
+        ("(0.4, 0.0, 0.6, 1.0) and (0.9, 0.9)", 11 / 21),
+        ("[0.9, 0.1]", 0.0),  # square brackets are not read
+        ("( 0.9, 0.1)", 0.0),  # nor a space after the bracket
+        ("no points", 0.0),
+    ],
+)
+def test_refspatial_follows_vlmevalkit_point2d_parser(tmp_path, answer, expected):
+    # open-compass/VLMEvalKit vlmeval/dataset/refspatialbench.py (evaluate) with Point2DParser,
+    # vlmeval/dataset/utils/spatial_bench/tools/utils.py, commit e8e78f05f308
     record = _record("refspatial", None, rule="point_in_mask", mask=_mask(tmp_path))
+    assert rule_point_in_mask(answer, record, _details(record)) == pytest.approx(expected)
+
+
+def test_refspatial_clips_points_and_boxes_onto_the_edge(tmp_path):
+    edge = np.zeros((10, 10), dtype=np.uint8)
+    edge[:, 0] = 255  # only the left column is inside
+    record = _record("refspatial", None, rule="point_in_mask", mask=_mask_file(tmp_path, edge, "e"))
     details = _details(record)
-    # (1.01, 0.5) is read on the 0-1000 scale (left edge, outside); (0.75, 0.5) stays normalised
-    assert rule_point_in_mask("[(0.75, 0.5), (1.01, 0.5)]", record, details) == 0.5
-    assert rule_point_in_mask("[(750, 500)]", record, details) == 1.0
-    assert rule_point_in_mask("[(1.0, 1.0)]", record, details) == 1.0  # clipped to the edge
-    assert rule_point_in_mask("no points", record, details) == 0.0
+    assert rule_point_in_mask("(-0.2, 0.5)", record, details) == 1.0  # clipped to column 0
+    # pixel columns -2, -1, 0, 1 clip to 0, 0, 0, 1: three of four inside
+    assert rule_point_in_mask("(-2, 0, 2, 10)", record, details) == pytest.approx(0.75)
+    # a box too large to enumerate is counted, not built: 10 of its 10^10 pixels are inside
+    started = time.perf_counter()
+    assert rule_point_in_mask("(0, 0, 1000000000, 10)", record, details) == pytest.approx(1e-9)
+    assert time.perf_counter() - started < 1.0
+    assert (
+        rule_point_in_mask('[{"point_2d": ["nan", 0.5]}, {"point_2d": [0, 0.5]}]', record, details)
+        == 0.5
+    )  # NaN lands nowhere
+
+
+def test_refspatial_reads_the_masks_first_channel(tmp_path):
+    rgb = np.zeros((10, 10, 3), dtype=np.uint8)
+    rgb[:, :, 1] = 255  # green everywhere, red nowhere: outside by the first channel
+    record = _record("refspatial", None, rule="point_in_mask", mask=_mask_file(tmp_path, rgb, "g"))
+    assert rule_point_in_mask("[(0.5, 0.5)]", record, _details(record)) == 0.0
+
+
+def test_refspatial_results_line_names_the_file_and_commit():
+    from vlthinker.evaluation.scoring import REFSPATIAL_COMMIT
+
+    line = get_benchmark("refspatial").scored_by()
+    assert "vlmeval/dataset/utils/spatial_bench/tools/utils.py" in line
+    assert "Point2DParser" in line and REFSPATIAL_COMMIT[:12] in line
 
 
 def test_robospatial_yes_no_and_point_follow_the_official_script():

@@ -117,7 +117,9 @@ CASES: dict[str, tuple[dict[str, tuple[str, float]], float]] = {
         {
             "location-1": ("[(0.75, 0.5)]", 1.0),  # mask: right half
             "location-2": ("[(0.75, 0.5), (0.25, 0.5)]", 0.5),  # mask: left half, 1 of 2 in
-            "placement-1": ("[(500, 200)]", 1.0),  # 0-1000 scale: (0.5, 0.2), mask: top half
+            # JSON point_2d on the 0-1000 scale: (0.5, 0.2), mask: top half (VLMEvalKit's
+            # Point2DParser; a text pair above 1.5 would be read as pixels)
+            "placement-1": ('[{"point_2d": [500, 200]}]', 1.0),
         },
         250.0 / 3.0,
     ),

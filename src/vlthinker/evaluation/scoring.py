@@ -25,6 +25,7 @@ Model output is untrusted: parsing is regex-only on a bounded prefix of the answ
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -36,9 +37,7 @@ from vlthinker.data.prompts import verifier_meta
 from vlthinker.registry import Registry
 
 MAX_PARSE_CHARS = 4096  # parsers only ever look at this much of an answer
-MAX_POINTS = 64
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
-_POINT = re.compile(r"[\(\[]\s*([-+]?\d+(?:\.\d+)?)\s*,\s*([-+]?\d+(?:\.\d+)?)\s*[\)\]]")
 
 #: ``rule(extracted_answer, record, eval_details) -> score in [0, 1]``.
 Rule = Callable[[str, Any, dict[str, Any]], float]
@@ -368,24 +367,6 @@ def first_point(text: str) -> tuple[float, float] | None:
     return None
 
 
-def parse_points(text: str) -> list[tuple[float, float]]:
-    """``(x, y)`` / ``[x, y]`` pairs in order (at most ``MAX_POINTS``)."""
-    points = []
-    for x, y in _POINT.findall(text[:MAX_PARSE_CHARS]):
-        points.append((float(x), float(y)))
-        if len(points) >= MAX_POINTS:
-            break
-    return points
-
-
-def to_unit_square(point: tuple[float, float]) -> tuple[float, float]:
-    """One point in [0, 1]: a point with a coordinate above 1 is read on the 0–1000 scale.
-    Each point is judged on its own (open-compass/VLMEvalKit ``vlmeval/dataset/refspatial.py``),
-    so one point slightly above 1 does not rescale the others."""
-    x, y = point
-    return (x / 1000.0, y / 1000.0) if x > 1.0 or y > 1.0 else (x, y)
-
-
 def point_in_polygon(x: float, y: float, polygon: list[list[float]]) -> bool:
     """Ray casting: the point is inside when a ray to the right crosses an odd number of edges."""
     inside = False
@@ -410,34 +391,156 @@ def rule_point_in_polygon(pred: str, record: Any, details: dict[str, Any]) -> fl
     return float(point_in_polygon(point[0], point[1], details["polygon"]))
 
 
+#: Where RefSpatial's rule was read: open-compass/VLMEvalKit at this commit (the parser's file
+#: last changed in ``REFSPATIAL_FILE_COMMIT``).
+REFSPATIAL_RULE_FILES = (
+    "vlmeval/dataset/refspatialbench.py (RefSpatialBench.evaluate)",
+    "vlmeval/dataset/utils/spatial_bench/tools/utils.py (Point2DParser)",
+)
+REFSPATIAL_COMMIT = "e8e78f05f3080fe28154f2130321f17951c3be94"
+REFSPATIAL_FILE_COMMIT = "401916c00a4769884aeca865a77674abe0c62a26"
+
+# a parenthesised list of numbers, ``(x, y)`` or ``(x0, y0, x1, y1)``: digits before any point,
+# commas followed by optional spaces, nothing else inside the brackets
+_PAREN_NUMBERS = re.compile(r"\(([-+]?\d+\.?\d*(?:,\s*[-+]?\d+\.?\d*)*)\)")
+
+
 def load_mask(path: str) -> Any:
-    """A binary mask image as a boolean array (non-zero pixels are inside)."""
+    """A binary mask as a boolean array, as RefSpatial's official scorer reads it: a pixel is
+    inside when its value is above 0 (the first channel of a multi-channel image)."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
-        array = np.asarray(image.convert("L"))
+        array = np.asarray(image)
+    if array.ndim == 3:
+        array = array[:, :, 0]
     return array > 0
+
+
+def _strip_fence(text: str) -> str:
+    """The text inside a Markdown code fence (its first line, the language, dropped)."""
+    s = text.strip()
+    if not s.startswith("```"):
+        return s
+    newline = s.find("\n")
+    inner = (s[newline + 1 :] if newline != -1 else s.lstrip("`")).strip()
+    return inner[:-3].strip() if inner.endswith("```") else inner
+
+
+def _json_points(text: str, width: float, height: float) -> list[tuple[float, float]] | None:
+    """Points from a JSON (else Python-literal) list of ``{"point_2d": [x, y]}`` objects (or
+    ``"point"``), in [0, 1]: a point whose larger absolute coordinate is at most 1.5 is
+    normalised, at most 1000 on Qwen's 0–1000 scale, else in pixels. None when the text is no
+    such literal or holds no point (then the text patterns are read)."""
+    import ast
+
+    s = _strip_fence(text)
+    try:
+        obj = json.loads(s)
+    except (ValueError, RecursionError):
+        try:
+            obj = ast.literal_eval(s)  # bounded text, literal syntax only; anything may fail
+        except Exception:
+            return None
+    if isinstance(obj, dict):
+        obj = [obj]
+    if not isinstance(obj, list):
+        return None
+    points = []
+    for item in obj:
+        if not isinstance(item, dict):
+            continue
+        point = item.get("point_2d") or item.get("point")
+        if not (isinstance(point, (list, tuple)) and len(point) == 2):
+            continue
+        try:
+            x, y = float(point[0]), float(point[1])
+        except (TypeError, ValueError, OverflowError):
+            continue
+        largest = max(abs(x), abs(y))
+        if 0.0 <= largest <= 1.5:
+            points.append((x, y))
+        elif 0.0 <= largest <= 1000.0:
+            points.append((x / 1000.0, y / 1000.0))
+        else:
+            points.append((x / width, y / height))
+    return points or None
+
+
+def _axis_weights(start: int, stop: int, size: int) -> tuple[Any, int]:
+    """How many of the pixel indices ``start … stop - 1`` land on each index of an axis of
+    ``size`` once clipped to it, and how many indices there are."""
+    import numpy as np
+
+    weights = np.zeros(size, dtype=np.float64)
+    lo, hi = max(start, 0), min(stop, size)
+    if hi > lo:
+        weights[lo:hi] = 1.0
+    weights[0] += max(0, min(stop, 0) - start)
+    weights[size - 1] += max(0, stop - max(start, size))
+    return weights, max(0, stop - start)
+
+
+def _pixel(value: float, size: int) -> int | None:
+    """The pixel of a [0, 1] coordinate: scaled, clipped to the image, then rounded (half to
+    even); None for NaN, which lands nowhere."""
+    if math.isnan(value):
+        return None
+    return round(min(max(value * size, 0.0), size - 1.0))
+
+
+def refspatial_hits(text: str, mask: Any) -> tuple[float, float]:
+    """``(points inside the mask, points)`` for an answer, by VLMEvalKit's current RefSpatial rule
+    (``REFSPATIAL_RULE_FILES`` at ``REFSPATIAL_COMMIT``): the JSON ``point_2d`` objects, else every
+    ``(x, y)`` and ``(x0, y0, x1, y1)`` in the text — a pair or box is normalised when its larger
+    absolute number is at most 1.5, else in pixels; a box stands for every pixel it covers —,
+    each point mapped to a pixel clipped to the image and then rounded."""
+    height, width = mask.shape
+    w, h = float(width), float(height)
+    points = _json_points(text, w, h)
+    boxes: list[tuple[int, int, int, int]] = []
+    if points is None:
+        points = []
+        for match in _PAREN_NUMBERS.finditer(text):
+            numbers = [float(n) for n in match.group(1).split(",")]
+            normalised = max(abs(n) for n in numbers) <= 1.5
+            if len(numbers) == 2:
+                x, y = numbers
+                points.append((x, y) if normalised else (x / w, y / h))
+            elif len(numbers) == 4:
+                x0, y0, x1, y1 = numbers
+                if normalised:
+                    x0, y0, x1, y1 = x0 * w, y0 * h, x1 * w, y1 * h
+                x0, x1 = min(x0, x1), max(x0, x1)
+                y0, y1 = min(y0, y1), max(y0, y1)
+                try:
+                    corners = (round(x0), round(y0), round(x1), round(y1))
+                except OverflowError:  # an infinite corner: no box
+                    continue
+                if corners[2] > corners[0] and corners[3] > corners[1]:
+                    boxes.append(corners)
+    hits, count = 0.0, float(len(points))
+    for x, y in points:
+        col, row = _pixel(x, width), _pixel(y, height)
+        if col is not None and row is not None:
+            hits += float(mask[row, col])
+    inside = mask.astype("float64")
+    for x0, y0, x1, y1 in boxes:
+        cols, n_cols = _axis_weights(x0, x1, width)
+        rows, n_rows = _axis_weights(y0, y1, height)
+        hits += float(rows @ inside @ cols)
+        count += float(n_cols) * float(n_rows)
+    return hits, count
 
 
 @RULES.register("point_in_mask", rule_only=True)
 def rule_point_in_mask(pred: str, record: Any, details: dict[str, Any]) -> float:
-    """RefSpatial: the share of predicted points inside the mask (Zhoues/RoboRefer's
-    RefSpatial-Bench accuracy). Each point is put in [0, 1] on its own (``to_unit_square``) and
-    mapped to the pixel ``int(x * width)``, ``int(y * height)`` clipped to the image, as
-    open-compass/VLMEvalKit ``vlmeval/dataset/refspatial.py`` ``_check_points_in_mask`` does;
-    a point with a negative coordinate is outside."""
-    points = parse_points(pred)
-    if not points:
-        return 0.0
+    """RefSpatial: the share of predicted points inside the mask, as open-compass/VLMEvalKit
+    scores it today (``vlmeval/dataset/refspatialbench.py`` with ``Point2DParser`` of
+    ``vlmeval/dataset/utils/spatial_bench/tools/utils.py``, commit ``e8e78f05``): points read by
+    :func:`refspatial_hits` — each clipped to the image and then rounded to a pixel (a point past
+    an edge lands on the edge pixel) —; no point scores 0."""
     mask = load_mask(details["mask"])
-    height, width = mask.shape
-    hits = 0
-    for point in points:
-        x, y = to_unit_square(point)
-        if x < 0 or y < 0:
-            continue
-        col = min(int(x * width), width - 1)
-        row = min(int(y * height), height - 1)
-        hits += int(bool(mask[row, col]))
-    return hits / len(points)
+    hits, count = refspatial_hits(pred, mask)
+    return hits / count if count else 0.0

@@ -23,9 +23,11 @@ from vlthinker.evaluation.adapters.registry import Benchmark, register
 # Pointing items have no training verifier; their rule scores them (accuracy = the rule).
 # Their answer type "point" is not a training one, so prompts add no box hint.
 POINT_ANSWER_TYPE = "point"
+# RefSpatial's official reading (VLMEvalKit's Point2DParser) takes text pairs above 1.5 as
+# pixels and JSON ``point_2d`` pairs up to 1000 on Qwen's 0-1000 scale
 POINT_FORMAT = (
-    "Answer with a list of points [(x1, y1), (x2, y2), ...], coordinates normalised to [0, 1] "
-    "(or 0-1000 relative coordinates)."
+    "Answer with a list of points [(x1, y1), (x2, y2), ...], coordinates normalised to [0, 1], "
+    'or as JSON [{"point_2d": [x, y]}] with 0-1000 relative coordinates.'
 )
 
 
@@ -152,8 +154,10 @@ register(
         title="RefSpatial",
         category="spatial reasoning",
         metric="share of predicted points inside the mask",
-        source="`point_in_mask` from Zhoues/RoboRefer (RefSpatial-Bench) and "
-        "open-compass/VLMEvalKit vlmeval/dataset/refspatial.py",
+        source="`point_in_mask` as open-compass/VLMEvalKit vlmeval/dataset/refspatialbench.py "
+        "with Point2DParser of vlmeval/dataset/utils/spatial_bench/tools/utils.py (points "
+        "clipped to the image, then rounded) at commit e8e78f05f308 (utils.py last changed in "
+        "401916c00a47)",
         load=load_refspatial,
         paper=(43.9, 44.6),
         aliases=("refspatial-bench",),
