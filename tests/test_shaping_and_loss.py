@@ -17,6 +17,8 @@ from oracles import k3_kl, masked_mean, method_policy_loss, token_entropy
 from vlthinker.algorithms import (
     clipped_policy_loss,
     entropy_band_penalty,
+    entropy_band_sides,
+    entropy_band_step_penalty,
     length_envelope,
     trapezoid_length_score,
 )
@@ -121,6 +123,72 @@ def test_entropy_band_ignores_tasks_absent_from_the_batch():
     )
     assert float(penalty) == 0.0
     assert info["present"].tolist() == [True, False]
+
+
+def _step_penalty_over_splits(entropies, mask, tasks, bands, splits, coef=0.02):
+    """The band term of one optimiser step whose rollouts are split into ``splits`` micro-batches:
+    the sides and token counts come from the whole step, each micro-batch adds its share."""
+    weight = mask.to(entropies.dtype)
+    num_tasks = bands.shape[0]
+    sums = torch.zeros(num_tasks, dtype=entropies.dtype).index_add(
+        0, tasks, (entropies.detach() * weight).sum(dim=1)
+    )
+    tokens = torch.zeros(num_tasks, dtype=entropies.dtype).index_add(0, tasks, weight.sum(dim=1))
+    sides = entropy_band_sides(sums, tokens, bands)
+    total = torch.zeros((), dtype=entropies.dtype)
+    for rows in torch.arange(entropies.shape[0]).tensor_split(splits):
+        total = total + entropy_band_step_penalty(
+            entropies[rows], mask[rows], tasks[rows], sides, tokens, bands, coef
+        )
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_entropy_band_over_a_step_is_the_same_however_the_step_is_split(seed):
+    generator = torch.Generator().manual_seed(seed)
+    rows, width, num_tasks = 8, 5, 3
+    base = torch.rand(rows, width, generator=generator, dtype=torch.float64) * 1.2
+    mask = (torch.rand(rows, width, generator=generator) < 0.8).to(torch.float64)
+    mask[:, 0] = 1.0
+    tasks = torch.randint(0, num_tasks, (rows,), generator=generator)
+    bands = torch.tensor([[0.2, 0.5], [0.7, 1.0], [0.0, 2.0]], dtype=torch.float64)
+    values, grads = [], []
+    for splits in (1, 2, 4):
+        entropies = base.clone().requires_grad_()
+        penalty = _step_penalty_over_splits(entropies, mask, tasks, bands, splits)
+        (grad,) = torch.autograd.grad(penalty, entropies)
+        values.append(float(penalty))
+        grads.append(grad)
+    # ... and equal to the hinge of the step's own task entropies (entropy_band_penalty on all).
+    entropies = base.clone().requires_grad_()
+    whole, _ = entropy_band_penalty(entropies, mask, tasks, bands, coef=0.02)
+    (whole_grad,) = torch.autograd.grad(whole, entropies)
+    for value, grad in zip(values, grads, strict=True):
+        assert value == pytest.approx(float(whole), abs=1e-12)
+        torch.testing.assert_close(grad, whole_grad, rtol=0, atol=1e-12)
+
+
+def test_a_mean_of_micro_batch_hinges_overstates_the_band_and_the_step_form_does_not():
+    # One task, band [0.2, 0.6]; two micro-batches of one rollout each, entropies 0.9 and 0.1:
+    # the task's entropy is 0.5, inside the band. Per micro-batch the hinges are 0.3 and 0.1.
+    entropies = torch.tensor([[0.9], [0.1]], dtype=torch.float64)
+    mask = torch.ones(2, 1, dtype=torch.float64)
+    tasks = torch.zeros(2, dtype=torch.int64)
+    bands = torch.tensor([[0.2, 0.6]], dtype=torch.float64)
+    per_micro = [
+        float(entropy_band_penalty(entropies[i : i + 1], mask[:1], tasks[:1], bands, 1.0)[0])
+        for i in range(2)
+    ]
+    assert sum(per_micro) / 2 == pytest.approx(0.2)
+    assert float(_step_penalty_over_splits(entropies, mask, tasks, bands, 2, coef=1.0)) == 0.0
+    # golden sides: above, below, inside, absent
+    sides = entropy_band_sides(
+        torch.tensor([1.8, 0.1, 1.0, 0.0]),
+        torch.tensor([2.0, 1.0, 2.0, 0.0]),
+        torch.tensor([[0.2, 0.6], [0.2, 0.6], [0.2, 0.6], [0.2, 0.6]]),
+    )
+    assert sides.tolist() == [1, -1, 0, 0]
 
 
 # ---------------------------------------------------------------- policy loss (§3)

@@ -208,3 +208,93 @@ def test_g2rpo_config_refuses_trls_completion_table(tmp_path):
     assert G2RPOConfig(**common).reward_weights == WEIGHTS  # the components' weights
     with pytest.raises(ValueError, match="log_completions"):
         G2RPOConfig(**common, log_completions=True)
+
+
+def test_padding_rows_take_no_part_in_the_advantages():
+    # 7 live binary groups of 8 and one dropped IoU group [0.05, 0, …] that the online filter
+    # used as padding (mean 0.006: dropped, yet not tied). Padding must change no trained value:
+    # with it counted, stage2_min_groups=8 would switch the reference rank map on.
+    from vlthinker.train.trainer import distributed_advantages
+
+    successes = [1, 2, 3, 1, 2, 6, 7]
+    live = torch.cat([torch.tensor([1.0] * k + [0.0] * (8 - k)) for k in successes])
+    dropped = torch.tensor([0.05] + [0.0] * 7)
+    accuracy = torch.cat([live, dropped]).double()
+    rewards = torch.stack([accuracy, torch.ones(64), torch.ones(64)], dim=1)
+    inputs = [
+        {"task_index": 0, "stage2_index": 0, "record_id": f"r{row // 8}"} for row in range(64)
+    ]
+    padding = torch.tensor([False] * 56 + [True] * 8)
+    for rule in ("rms", "reference"):
+        options = {"stage2": rule, "stage2_min_groups": 8}
+        batch = distributed_advantages(
+            0, rewards, inputs, 8, estimator="g2rpo", weights=WEIGHTS, options=options,
+            local_padding=padding,
+        )  # fmt: skip
+        alone = batch_advantages(
+            rewards[:56], layout_group_ids(56, 8), torch.zeros(56, dtype=torch.int64),
+            estimator="g2rpo", weights=WEIGHTS, options=options,
+        )  # fmt: skip
+        assert torch.equal(batch.advantages[:56], alone)
+        assert torch.equal(batch.local_advantages[56:], torch.zeros(8))
+        assert batch.trained.tolist() == padding.logical_not().tolist()
+    # what counting the padding group did: the reference rank map switched on and moved
+    # trained advantages (a k = 1 group's wrong answers from −0.175 to −0.061)
+    counted = batch_advantages(
+        rewards, layout_group_ids(64, 8), torch.zeros(64, dtype=torch.int64), estimator="g2rpo",
+        weights=WEIGHTS, options={"stage2": "reference", "stage2_min_groups": 8},
+    )  # fmt: skip
+    assert float((counted[:56] - alone).abs().max()) > 1.0
+    assert float(alone[1]) == pytest.approx(-0.175, abs=1e-3)
+    assert float(counted[1]) == pytest.approx(-0.061, abs=1e-3)
+
+
+@pytest.mark.parametrize("accumulation", [1, 2, 4])
+def test_entropy_band_sides_come_from_each_optimiser_steps_micro_batches(accumulation):
+    # Two optimiser steps of 8 rollouts, split into `accumulation` micro-batches each: every
+    # micro-batch of a step carries the step's sides and token counts, and the micro-batches'
+    # shares add up to the hinge of the step's own task entropies, however it is split.
+    from types import SimpleNamespace
+
+    from vlthinker.algorithms import entropy_band_penalty, entropy_band_step_penalty
+    from vlthinker.train.trainer import BAND_PENALTY, BAND_SIDES, BAND_TOKENS, G2RPOTrainer
+
+    generator = torch.Generator().manual_seed(accumulation)
+    entropies = torch.rand(16, 6, generator=generator, dtype=torch.float64) * 1.5
+    mask = (torch.rand(16, 6, generator=generator) < 0.7).to(torch.int64)
+    mask[:, 0] = 1
+    tasks = torch.tensor([0, 1, 2, 0, 1, 0, 0, 2] * 2)
+    bands = torch.tensor([[0.2, 0.5], [0.9, 1.2], [0.0, 9.0]])
+    fake = SimpleNamespace(
+        args=SimpleNamespace(
+            task_names=["a", "b", "c"],
+            gradient_accumulation_steps=accumulation,
+            entropy_band_coef=0.1,
+        ),
+        accelerator=SimpleNamespace(reduce=lambda tensor: tensor),
+        _entropy_bands=bands,
+    )
+    chunks = [
+        {
+            "completion_mask": mask[rows],
+            "task_index": tasks[rows],
+            "scoring_entropy_sum": (entropies[rows] * mask[rows]).sum(dim=1),
+        }
+        for rows in torch.arange(16).tensor_split(2 * accumulation)
+    ]
+    G2RPOTrainer._set_band_steps(fake, chunks)
+    for step in range(2):
+        rows = slice(8 * step, 8 * step + 8)
+        whole, _ = entropy_band_penalty(entropies[rows], mask[rows], tasks[rows], bands, 0.1)
+        mine = chunks[step * accumulation : (step + 1) * accumulation]
+        shares = sum(
+            float(
+                entropy_band_step_penalty(
+                    entropies[r], mask[r], tasks[r], c[BAND_SIDES], c[BAND_TOKENS], bands, 0.1
+                )
+            )
+            for c, r in zip(mine, torch.arange(16)[rows].tensor_split(accumulation), strict=True)
+        )
+        assert float(whole) > 0
+        assert shares == pytest.approx(float(whole), rel=1e-9)
+        assert all(float(c[BAND_PENALTY]) == pytest.approx(float(whole)) for c in mine)

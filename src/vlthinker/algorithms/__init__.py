@@ -19,6 +19,8 @@ from vlthinker.algorithms.advantages import (
 from vlthinker.algorithms.loss import clipped_policy_loss
 from vlthinker.algorithms.shaping import (
     entropy_band_penalty,
+    entropy_band_sides,
+    entropy_band_step_penalty,
     length_envelope,
     per_task_entropy,
     trapezoid_length_score,
@@ -30,6 +32,8 @@ __all__ = [
     "compute_advantages",
     "dr_grpo_advantages",
     "entropy_band_penalty",
+    "entropy_band_sides",
+    "entropy_band_step_penalty",
     "estimator_options",
     "g2rpo_advantages",
     "get_estimator",

@@ -95,3 +95,48 @@ def entropy_band_penalty(
         "violation": violation.detach(),
         "present": present,
     }
+
+
+def entropy_band_sides(
+    entropy_sums: torch.Tensor, token_counts: torch.Tensor, bands: torch.Tensor
+) -> torch.Tensor:
+    """Which side of its band each task's entropy over an optimiser step lies on (docs/method.md
+    §5): +1 above ``H_high``, −1 below ``H_low``, 0 inside or absent.
+
+    ``entropy_sums[t]`` and ``token_counts[t]`` are the task's summed per-token estimate and its
+    response-token count over the whole mini-batch (every micro-batch, every process), so
+    ``H_t = entropy_sums[t] / token_counts[t]`` is the task's entropy, not one micro-batch's.
+    """
+    entropy = entropy_sums / token_counts.clamp(min=1)
+    low, high = bands.to(entropy.dtype).unbind(dim=-1)
+    side = (entropy > high).to(torch.int64) - (entropy < low).to(torch.int64)
+    return torch.where(token_counts > 0, side, torch.zeros_like(side))
+
+
+def entropy_band_step_penalty(
+    token_entropies: torch.Tensor,
+    mask: torch.Tensor,
+    task_ids: torch.Tensor,
+    sides: torch.Tensor,
+    step_tokens: torch.Tensor,
+    bands: torch.Tensor,
+    coef: float,
+) -> torch.Tensor:
+    """One micro-batch's share of the entropy band hinge of its optimiser step (docs/method.md §5):
+    ``β · Σ_t s_t · Σ_{i ∈ micro, t} (h_i − bound_t) / N_t``.
+
+    ``s_t`` is :func:`entropy_band_sides` of the step, ``bound_t`` the band edge on that side and
+    ``N_t`` (``step_tokens``) the task's response tokens in the whole step. Summed over the step's
+    micro-batches this is ``β · Σ_t (relu(H_t − H_high) + relu(H_low − H_t))`` of the step's own
+    task entropies ``H_t``, value and gradient, however the step is split: the hinge acts on each
+    task's entropy, not on one micro-batch's handful of its rollouts (a mean of hinges would
+    overstate it). ``token_entropies`` and ``mask`` are ``[B, T]``, ``task_ids`` ``[B]``.
+    """
+    weight = mask.to(token_entropies.dtype)
+    low, high = bands.to(token_entropies.dtype).unbind(dim=-1)
+    side = sides.to(token_entropies.dtype)
+    bound = torch.where(side > 0, high, low)
+    per_task = segment_sum(
+        ((token_entropies - bound[task_ids][:, None]) * weight).sum(dim=1), task_ids, len(sides)
+    )
+    return coef * (side * per_task / step_tokens.to(per_task.dtype).clamp(min=1)).sum()

@@ -21,8 +21,14 @@ from accelerate.utils import gather, gather_object
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import nanstd
 
-from vlthinker.algorithms import compute_advantages, entropy_band_penalty
-from vlthinker.algorithms.segments import segment_count, segment_sum
+from vlthinker.algorithms import (
+    compute_advantages,
+    entropy_band_penalty,
+    entropy_band_sides,
+    entropy_band_step_penalty,
+)
+from vlthinker.algorithms.advantages import stage2_ran
+from vlthinker.algorithms.segments import dense_ids, segment_count, segment_sum
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.gradient_equity import task_gradient_metrics
 from vlthinker.train.rewards import GATE, component_names, default_weights
@@ -118,6 +124,26 @@ class G2RPOConfig(GRPOConfig):
 
 
 MODULES_TO_SAVE = ".modules_to_save."  # peft's name for a module trained beside an adapter
+# Keys G2RPOTrainer adds to TRL's batches for the entropy band over an optimiser step: per rollout
+# its summed entropy estimate at sampling time; per micro-batch the step's band sides, per-task
+# token counts and hinge value (docs/method.md §5).
+SCORING_ENTROPY = "scoring_entropy_sum"
+BAND_SIDES = "entropy_band_sides"
+BAND_TOKENS = "entropy_band_tokens"
+BAND_PENALTY = "entropy_band_step_penalty"
+# The batch keys TRL's loss passes to its scoring forward, besides ids and masks.
+SCORING_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
 
 
 def move_to_own_learning_rate(
@@ -202,19 +228,36 @@ def per_task_means(values: torch.Tensor, task_ids: torch.Tensor, num_tasks: int)
     return torch.where(counts > 0, sums / counts.clamp(min=1), torch.full_like(sums, torch.nan))
 
 
-def tied_group_share(
-    accuracy: torch.Tensor, group_ids: torch.Tensor, task_ids: torch.Tensor, num_tasks: int, atol
-) -> torch.Tensor:
-    """Per task, the share of prompt groups whose raw accuracy is all tied (no task signal)."""
+def tied_groups(accuracy: torch.Tensor, group_ids: torch.Tensor, atol: float) -> torch.Tensor:
+    """Per prompt group (``0..max(group_ids)``), whether its raw accuracy is all tied."""
     num_groups = int(group_ids.max()) + 1
     lowest = torch.full((num_groups,), -torch.inf, dtype=accuracy.dtype)
     highest = torch.full((num_groups,), torch.inf, dtype=accuracy.dtype)
     spread = lowest.scatter_reduce(0, group_ids, accuracy, "amax") - highest.scatter_reduce(
         0, group_ids, accuracy, "amin"
     )
-    group_task = torch.zeros(num_groups, dtype=torch.int64).scatter(0, group_ids, task_ids)
-    tied = (spread <= atol).to(torch.float32)
-    return per_task_means(tied, group_task, num_tasks)
+    return spread <= atol
+
+
+def tied_group_share(
+    accuracy: torch.Tensor, group_ids: torch.Tensor, task_ids: torch.Tensor, num_tasks: int, atol
+) -> torch.Tensor:
+    """Per task, the share of prompt groups whose raw accuracy is all tied (no task signal)."""
+    tied = tied_groups(accuracy, group_ids, atol)
+    group_task = torch.zeros(tied.numel(), dtype=torch.int64).scatter(0, group_ids, task_ids)
+    return per_task_means(tied.to(torch.float32), group_task, num_tasks)
+
+
+def live_advantage_scale(
+    advantages: torch.Tensor, live: torch.Tensor, task_ids: torch.Tensor, num_tasks: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per task, the mean |A| and the root mean square of A over its live rollouts (those of
+    groups whose accuracy varies): how large an update each task gets per rollout that carries a
+    signal, the equity G²RPO's stage 2 is for (NaN for a task with no live rollout)."""
+    values = advantages[live]
+    tasks = task_ids[live]
+    absolute = per_task_means(values.abs(), tasks, num_tasks)
+    return absolute, per_task_means(values.square(), tasks, num_tasks).sqrt()
 
 
 @dataclass
@@ -226,6 +269,8 @@ class BatchAdvantages:
     local_advantages: torch.Tensor  # this process's slice
     local_task_ids: torch.Tensor
     record_ids: list[str]  # gathered, one per rollout
+    stage2_ids: torch.Tensor  # [N] stage-2 key index
+    trained: torch.Tensor  # [N] bool: False for the online filter's padding rows
 
 
 def distributed_advantages(
@@ -237,6 +282,7 @@ def distributed_advantages(
     estimator: str,
     weights: Sequence[float],
     options: Mapping[str, Any],
+    local_padding: torch.Tensor | None = None,
 ) -> BatchAdvantages:
     """Advantages computed identically on every process from the full gathered batch.
 
@@ -244,7 +290,10 @@ def distributed_advantages(
     gathers them so); the task and stage-2 ids and record ids of the local inputs are gathered
     the same way, so each process slices out exactly the advantages one process would have
     computed for its rollouts. ``estimator``, ``weights`` and ``options`` are
-    :func:`batch_advantages`'.
+    :func:`batch_advantages`'. ``local_padding`` marks this process's padding rows (dropped
+    groups that only keep the batch's shape, :meth:`G2RPOTrainer._fill_with_live_groups`): they
+    get 0 and take no part in the computation, so they neither count toward a stage-2 pool nor
+    move any trained rollout's advantage.
     """
     device = gathered_rewards.device
     local_tasks = torch.tensor([x["task_index"] for x in local_inputs], device=device)
@@ -255,12 +304,30 @@ def distributed_advantages(
     check_layout(record_ids, generations)
     group_ids = layout_group_ids(len(record_ids), generations)
     rewards = gathered_rewards.detach().cpu().to(torch.float64)
-    advantages = batch_advantages(
-        rewards, group_ids, stage2_ids, estimator=estimator, weights=weights, options=options
-    )
+    trained = torch.ones(len(record_ids), dtype=torch.bool)
+    if local_padding is not None:
+        trained = ~gather(local_padding.to(device=device, dtype=torch.int64)).cpu().bool()
+    advantages = torch.zeros(len(record_ids), dtype=rewards.dtype)
+    if bool(trained.any()):
+        advantages[trained] = batch_advantages(
+            rewards[trained],
+            group_ids[trained],
+            stage2_ids[trained],
+            estimator=estimator,
+            weights=weights,
+            options=options,
+        )
     local = slice(process_index * len(local_inputs), (process_index + 1) * len(local_inputs))
     return BatchAdvantages(
-        rewards, group_ids, task_ids, advantages, advantages[local], local_tasks.cpu(), record_ids
+        rewards,
+        group_ids,
+        task_ids,
+        advantages,
+        advantages[local],
+        local_tasks.cpu(),
+        record_ids,
+        stage2_ids,
+        trained,
     )
 
 
@@ -313,6 +380,8 @@ class G2RPOTrainer(GRPOTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._gathered_rewards: torch.Tensor | None = None
         self._entropy_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._capture_scoring = False  # keep the entropies of TRL's no-grad scoring pass
+        self._scoring_pass: tuple[torch.Tensor, torch.Tensor | None] | None = None
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, G2RPOConfig):
             raise TypeError(f"G2RPOTrainer needs a G2RPOConfig, got {type(self.args).__name__}")
@@ -346,13 +415,89 @@ class G2RPOTrainer(GRPOTrainer):
     def _rollout(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], torch.Tensor]:
         """TRL's generation and scoring of ``inputs``; returns its output and the local rows'
         reward components ``[n, K]``."""
-        output = super()._generate_and_score_completions(inputs)
+        band = self._band_on() and self.model.training
+        self._capture_scoring, self._scoring_pass = band, None
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._capture_scoring = False
         rewards = self._gathered_rewards
         if rewards is None:
             raise RuntimeError("TRL did not call _calculate_rewards; the override needs updating")
         self._gathered_rewards = None
+        if band:
+            if output.get("old_per_token_logps") is None:
+                # TRL ran no scoring pass of the policy: what was captured (if anything) was the
+                # reference model's, for the KL term.
+                self._scoring_pass = None
+            output[SCORING_ENTROPY] = self._scoring_entropy_sums(output)
         start = self.accelerator.process_index * len(inputs)
         return output, rewards[start : start + len(inputs)]
+
+    # ------------------------------------------------------------------ entropy band, per step
+    def _band_on(self) -> bool:
+        return self._entropy_bands is not None and self.args.entropy_band_coef > 0
+
+    def _scoring_entropy_sums(self, output: dict[str, Any]) -> torch.Tensor:
+        """Per rollout, its response tokens' summed entropy estimate under the policy that
+        sampled it: from TRL's own no-grad scoring pass where it ran (several updates per rollout
+        batch, vLLM), else from one no-grad pass here. The entropy band reads it to decide, per
+        task and optimiser step, which side of the band binds (:meth:`_set_band_steps`)."""
+        scored = self._scoring_pass
+        self._scoring_pass = None
+        if scored is None:
+            with torch.no_grad():
+                scored = self._score_rows(output)
+        logps, entropies = scored
+        estimate = entropies if self.args.entropy_estimate == "entropy" else -logps
+        mask = output["completion_mask"]
+        if "tool_mask" in output:
+            mask = mask * output["tool_mask"]
+        return (estimate * mask.to(estimate.dtype)).sum(dim=1).detach()
+
+    def _score_rows(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token log-probs and entropies of ``batch``'s completions, called as TRL's loss
+        calls its scoring (same keys), chunked at the training micro-batch size."""
+        prompt_ids, completion_ids = batch["prompt_ids"], batch["completion_ids"]
+        logps, entropies, _ = self._get_per_token_logps_and_entropies(
+            self.model,
+            torch.cat([prompt_ids, completion_ids], dim=1),
+            torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1),
+            completion_ids.size(1),
+            batch_size=self.args.per_device_train_batch_size,
+            compute_entropy=True,
+            **{key: batch.get(key) for key in SCORING_KEYS},
+        )
+        return logps, entropies
+
+    def _set_band_steps(self, chunks: list[dict[str, Any]]) -> None:
+        """Give every buffered micro-batch its optimiser step's entropy-band sides and per-task
+        token counts (:func:`~vlthinker.algorithms.entropy_band_sides`), summed over the step's
+        micro-batches and every process: the band acts on each task's entropy over the step."""
+        num_tasks = len(self.args.task_names)
+        sums, tokens = [], []
+        for chunk in chunks:
+            mask = chunk["completion_mask"]
+            if "tool_mask" in chunk:
+                mask = mask * chunk["tool_mask"]
+            count = mask.sum(dim=1).to(torch.float64)
+            tasks = chunk["task_index"]
+            # a padding row of the online filter has its mask zeroed: it adds nothing
+            entropy = chunk[SCORING_ENTROPY].double() * (count > 0)
+            sums.append(segment_sum(entropy, tasks, num_tasks))
+            tokens.append(segment_sum(count, tasks, num_tasks))
+        totals = self.accelerator.reduce(torch.stack([torch.stack(sums), torch.stack(tokens)]))
+        accumulation = self.args.gradient_accumulation_steps
+        steps = totals.reshape(2, -1, accumulation, num_tasks).sum(dim=2)
+        bands = self._entropy_bands.to(steps.device)
+        sides = entropy_band_sides(steps[0], steps[1], bands)
+        entropy = steps[0] / steps[1].clamp(min=1)
+        hinge = torch.where(sides > 0, entropy - bands[:, 1], bands[:, 0] - entropy) * sides.abs()
+        for index, chunk in enumerate(chunks):
+            step = index // accumulation
+            chunk[BAND_SIDES] = sides[step]
+            chunk[BAND_TOKENS] = steps[1, step]
+            chunk[BAND_PENALTY] = self.args.entropy_band_coef * hinge[step].sum()
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
@@ -375,8 +520,9 @@ class G2RPOTrainer(GRPOTrainer):
             estimator=self.args.estimator,
             weights=self.args.reward_weights,
             options=self.args.estimator_options,
+            local_padding=padded,
         )
-        local_advantages = batch.local_advantages.masked_fill(padded, 0.0)
+        local_advantages = batch.local_advantages
         if mode == "train" and self.accelerator.is_main_process:
             # The prompts of each step, so a resumed run can be checked against an unbroken one.
             prompts = batch.record_ids[::generations]
@@ -388,9 +534,7 @@ class G2RPOTrainer(GRPOTrainer):
         # Metrics describe the rollouts the update trains on: padding rows (masked out of the
         # loss) are left out, and TRL's reward metrics of every generation call are replaced by
         # those of the batch as trained.
-        trained = torch.ones(len(batch.record_ids), dtype=torch.bool)
-        if filtering:
-            trained = ~gather(padded.to(device=device, dtype=torch.int64)).cpu().bool()
+        trained = batch.trained
         self._replace_reward_metrics(
             mode, gathered[trained.to(gathered.device)], generations, logged
         )
@@ -403,6 +547,7 @@ class G2RPOTrainer(GRPOTrainer):
                 lengths[trained],
                 batch.group_ids[trained],
                 batch.task_ids[trained],
+                batch.stage2_ids[trained],
             )
         return output
 
@@ -531,8 +676,11 @@ class G2RPOTrainer(GRPOTrainer):
     def _prepare_inputs(self, generation_batch):
         before = self._buffered_inputs
         inputs = super()._prepare_inputs(generation_batch)
-        if self.model.training and self._buffered_inputs is not before and self.loss_type == "dapo":
+        fresh = self.model.training and self._buffered_inputs is not before
+        if fresh and self.loss_type == "dapo":
             self._set_minibatch_normalizers(self._buffered_inputs)
+        if fresh and self._band_on():
+            self._set_band_steps(self._buffered_inputs)
         return inputs
 
     def _set_minibatch_normalizers(self, chunks: list[dict[str, Any]]) -> None:
@@ -547,7 +695,9 @@ class G2RPOTrainer(GRPOTrainer):
         for chunk, value in zip(chunks, normalizers, strict=True):
             chunk["num_items_in_batch"] = value.to(chunk["completion_mask"].device)
 
-    def _log_task_metrics(self, mode, rewards, advantages, lengths, group_ids, task_ids) -> None:
+    def _log_task_metrics(
+        self, mode, rewards, advantages, lengths, group_ids, task_ids, stage2_ids
+    ) -> None:
         names = self.args.task_names
         num_tasks = len(names)
         metrics = self._metrics[mode]
@@ -561,18 +711,30 @@ class G2RPOTrainer(GRPOTrainer):
         squares = per_task_means(advantages**2, task_ids, num_tasks)
         means = per_task_means(advantages, task_ids, num_tasks)
         stds = torch.sqrt((squares - means**2).clamp(min=0))
-        tied = tied_group_share(
-            rewards[:, GATE],
-            group_ids,
-            task_ids,
-            num_tasks,
-            self.args.estimator_options.get("tie_atol", 1e-6),
-        )
+        atol = self.args.estimator_options.get("tie_atol", 1e-6)
+        group, _ = dense_ids(group_ids)
+        tied_rollouts = tied_groups(rewards[:, GATE], group, atol)[group]
+        tied = tied_group_share(rewards[:, GATE], group, task_ids, num_tasks, atol)
         wrong_up, right_down = sign_error_shares(rewards[:, GATE], advantages, task_ids, num_tasks)
+        absolute, rms = live_advantage_scale(advantages, ~tied_rollouts, task_ids, num_tasks)
         self._append_per_task(metrics, "advantage_std", stds)
+        self._append_per_task(metrics, "advantage_abs_live", absolute)
+        self._append_per_task(metrics, "advantage_rms_live", rms)
         self._append_per_task(metrics, "tied_group_share", tied)
         self._append_per_task(metrics, "wrong_positive_share", wrong_up)
         self._append_per_task(metrics, "right_negative_share", right_down)
+        options = self.args.estimator_options
+        if self.args.estimator == "g2rpo" and options.get("per_task", True):
+            ran = stage2_ran(
+                group,
+                stage2_ids,
+                tied_rollouts,
+                stage2=options.get("stage2", "rms"),
+                min_groups=options.get("stage2_min_groups", 0),
+            )
+            live = ~tied_rollouts
+            active = per_task_means(ran[live].double(), task_ids[live], num_tasks)
+            self._append_per_task(metrics, "stage2_active", active)
 
     def _append_per_task(self, metrics: dict[str, list], label: str, values: torch.Tensor) -> None:
         """``<task>/<label>`` for every task with a value (NaN: the task was absent)."""
@@ -582,6 +744,9 @@ class G2RPOTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------ entropy band
     def _get_per_token_logps_and_entropies(self, *args: Any, **kwargs: Any):
+        capture = self._capture_scoring and not torch.is_grad_enabled()
+        if capture:  # TRL's scoring pass at generation: the band needs its entropies too
+            kwargs["compute_entropy"] = True
         scored = None
         if self.args.shared_prompt_pass:
             scored = shared_prompt_batches(*args, temperature=self.temperature, **kwargs)
@@ -591,6 +756,8 @@ class G2RPOTrainer(GRPOTrainer):
             (logps, entropies), aux = scored, None
         if kwargs.get("compute_entropy") and torch.is_grad_enabled():
             self._entropy_inputs = (logps, entropies)
+        if capture and self._scoring_pass is None:  # the first: the policy's, not the KL's
+            self._scoring_pass = (logps, entropies)
         return logps, entropies, aux
 
     def _compute_loss(self, model, inputs):
@@ -617,18 +784,22 @@ class G2RPOTrainer(GRPOTrainer):
             for key, value in equity.items():
                 self._metrics[mode][key].append(value)
         token_estimate = entropies if self.args.entropy_estimate == "entropy" else -logps
-        bands = self._entropy_bands
-        if bands is not None and self.args.entropy_band_coef > 0:
-            penalty, _info = entropy_band_penalty(
-                token_estimate,
-                mask,
-                tasks,
-                bands.to(token_estimate.device),
-                self.args.entropy_band_coef,
-            )
-            normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-            loss = loss + penalty / normalizer
-            self._metrics[mode]["entropy_band_penalty"].append(float(penalty.detach()))
+        if self._band_on():
+            bands = self._entropy_bands.to(token_estimate.device)
+            coef = self.args.entropy_band_coef
+            if BAND_SIDES in inputs:  # training: this micro-batch's share of its step's hinge
+                sides, step_tokens = inputs[BAND_SIDES], inputs[BAND_TOKENS]
+                share = entropy_band_step_penalty(
+                    token_estimate, mask, tasks, sides, step_tokens, bands, coef
+                )
+                # DDP averages the processes' gradients; their shares add up to the hinge.
+                loss = loss + share * self.accelerator.num_processes
+                logged = float(inputs[BAND_PENALTY])
+            else:  # no step around it (evaluation): the hinge of this batch
+                penalty, _info = entropy_band_penalty(token_estimate, mask, tasks, bands, coef)
+                loss = loss + penalty
+                logged = float(penalty.detach())
+            self._metrics[mode]["entropy_band_penalty"].append(logged)
         self._log_task_loss_metrics(mode, logps.detach(), entropies.detach(), mask, tasks, inputs)
         return loss
 
