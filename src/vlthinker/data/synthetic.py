@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -295,21 +295,29 @@ def generate(
     *,
     seed: int = 0,
     tasks: Sequence[str] | None = None,
-    difficulty: float = 0.0,
+    difficulty: float | Mapping[str, float] = 0.0,
     image_size: int = 112,
 ) -> list[Record]:
     """``n`` items, cycling through ``tasks`` (all six by default); item ``i`` depends only on
-    ``(seed, i)``, so prefixes of a larger draw are the smaller draw."""
+    ``(seed, i)``, so prefixes of a larger draw are the smaller draw. ``difficulty`` is one value
+    for every task or one per task (a task left out gets 0)."""
     tasks = list(tasks or TASKS)
     unknown = [t for t in tasks if t not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown synthetic task(s) {unknown}; known: {list(FAMILIES)}")
-    if not 0.0 <= difficulty <= 1.0:
-        raise ValueError(f"difficulty must be in [0, 1], got {difficulty}")
+    per_task = (
+        {task: float(difficulty.get(task, 0.0)) for task in tasks}
+        if isinstance(difficulty, Mapping)
+        else dict.fromkeys(tasks, float(difficulty))
+    )
+    for task, value in per_task.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"difficulty of {task} must be in [0, 1], got {value}")
     if image_size < 32:
         raise ValueError(f"image_size must be at least 32 pixels, got {image_size}")
     records = []
     for index in range(n):
         rng = random.Random(f"vlthinker-synthetic:{seed}:{index}")
-        records.append(FAMILIES[tasks[index % len(tasks)]](rng, image_size, difficulty, index))
+        task = tasks[index % len(tasks)]
+        records.append(FAMILIES[task](rng, image_size, per_task[task], index))
     return records

@@ -59,6 +59,8 @@ class DataConfig:
     validation_size: int = 48  # per task, synthetic validation items
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
     difficulty: float = 0.0
+    # Per-task synthetic difficulty, overriding data.difficulty (the ablation spans pass rates)
+    task_difficulty: dict[str, float] = field(default_factory=dict)
     image_size: int = 112
     seed: int = 0
     on_bad_record: Literal["raise", "skip"] = "raise"
@@ -336,6 +338,14 @@ def validate(config: RunConfig) -> None:
         (config.training.save_steps >= 1, "training.save_steps must be ≥ 1"),
         (config.data.validation_size >= 0, "data.validation_size must be ≥ 0"),
         (0 <= config.data.difficulty <= 1, "data.difficulty must be in [0, 1]"),
+        (
+            all(0 <= v <= 1 for v in config.data.task_difficulty.values()),
+            "data.task_difficulty values must be in [0, 1]",
+        ),
+        (
+            set(config.data.task_difficulty) <= set(config.data.tasks),
+            "data.task_difficulty names a task not in data.tasks",
+        ),
         (config.data.image_size >= 32, "data.image_size must be ≥ 32 (pixels per side)"),
         (
             bool(config.training.output_dir.strip()),

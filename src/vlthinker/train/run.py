@@ -83,12 +83,13 @@ def load_split(config: RunConfig, split: str, report: LoadReport | None = None) 
     data = config.data
     source = data.train if split == "train" else data.validation
     if source == "synthetic":
+        difficulty = {task: data.task_difficulty.get(task, data.difficulty) for task in data.tasks}
         if split == "train":
             return synthetic.generate(
                 data.train_size,
                 seed=data.seed,
                 tasks=data.tasks,
-                difficulty=data.difficulty,
+                difficulty=difficulty,
                 image_size=data.image_size,
             )
         # Validation items come from a disjoint seed stream so they are held out.
@@ -96,7 +97,7 @@ def load_split(config: RunConfig, split: str, report: LoadReport | None = None) 
             data.validation_size * len(data.tasks),
             seed=data.seed + 1_000_003,
             tasks=data.tasks,
-            difficulty=data.difficulty,
+            difficulty=difficulty,
             image_size=data.image_size,
         )
     return load_records(
