@@ -192,7 +192,7 @@ def test_trainer_metrics_split_the_recomputed_policy_loss_by_task():
     )
     metrics = task_gradient_metrics(trainer, model, logps, mask, tasks, inputs)
     assert set(metrics) == {f"{t}/{k}" for t in ("math", "chart", "ocr") for k in
-                            ("grad_norm", "grad_share")}  # fmt: skip
+                            ("grad_norm", "grad_share", "advantage_gradient_ratio")}  # fmt: skip
     # No old log-probabilities: ratio 1, the loss is −A per token, normalised by 20 × 2 / 2.
     per_token = clipped_policy_loss(logps, logps.detach(), inputs["advantages"], 0.2, 0.3, 3.0)
     expected = per_task_gradient_norms(per_token, mask, tasks, list(model.parameters()), 20.0)
@@ -200,6 +200,12 @@ def test_trainer_metrics_split_the_recomputed_policy_loss_by_task():
     assert metrics["ocr/grad_norm"] == pytest.approx(expected[2])
     total = sum(expected.values())
     assert metrics["math/grad_share"] == pytest.approx(expected[0] / total)
+    # the advantage's own part: the same norms with every A replaced by its sign, divided out
+    signs = torch.sign(inputs["advantages"])
+    per_sign = clipped_policy_loss(logps, logps.detach(), signs, 0.2, 0.3, 3.0)
+    sign_norms = per_task_gradient_norms(per_sign, mask, tasks, list(model.parameters()), 20.0)
+    assert metrics["ocr/advantage_gradient_ratio"] == pytest.approx(expected[2] / sign_norms[2])
+    assert metrics["ocr/advantage_gradient_ratio"] != pytest.approx(1.0)  # |A| = 2 there
     assert sum(v for k, v in metrics.items() if k.endswith("grad_share")) == pytest.approx(1.0)
 
 

@@ -8,7 +8,11 @@ GRPO's per-group normalisation hands tasks with small reward spreads as large ad
 other, G²RPO's rank transport is meant to even them out (the paper's "inter-task gradient
 equity").
 
-Each task costs one extra backward pass through the retained graph, so the trainer measures the
+Those norms mix three things: the task's token count, its gradient per token and its advantages.
+``advantage_gradient_ratio`` isolates the last: the same micro-batch's per-task norm with every
+advantage replaced by its sign divides the first two out.
+
+Each task costs two extra backward passes through the retained graph, so the trainer measures the
 last micro-batch of each optimiser step only; off by default (``logging.task_gradient_norms``),
 since even that is costly for large models.
 """
@@ -142,33 +146,50 @@ def task_gradient_metrics(
     by task (:func:`per_task_gradient_norms`). Reads the trainer's clip settings and loss
     normalisation; the KL and entropy terms are not part of the policy gradient measured here."""
     args = trainer.args
-    old = inputs.get("old_per_token_logps")
-    per_token = clipped_policy_loss(
-        logps,
-        logps.detach() if old is None else old,
-        inputs["advantages"],
-        trainer.epsilon_low,
-        trainer.epsilon_high,
-        args.delta,
-    )
-    if getattr(trainer, "use_vllm", False) and getattr(
-        trainer, "vllm_importance_sampling_correction", False
-    ):
-        per_token = per_token * inputs["importance_sampling_ratio"]
-    per_token, normalizer = trl_loss_terms(
-        per_token,
-        mask,
-        trainer.loss_type,
-        num_items_in_batch=inputs.get("num_items_in_batch"),
-        num_processes=trainer.accelerator.num_processes,
-        accumulation=trainer.current_gradient_accumulation_steps,
-        steps_per_generation=args.steps_per_generation,
-    )
     names = args.task_names
     params = [p for p in model.parameters() if p.requires_grad]
-    norms = per_task_gradient_norms(per_token, mask, task_index, params, normalizer, len(names))
+
+    def norms_with(advantages: torch.Tensor) -> dict[int, float]:
+        old = inputs.get("old_per_token_logps")
+        per_token = clipped_policy_loss(
+            logps,
+            logps.detach() if old is None else old,
+            advantages,
+            trainer.epsilon_low,
+            trainer.epsilon_high,
+            args.delta,
+        )
+        if getattr(trainer, "use_vllm", False) and getattr(
+            trainer, "vllm_importance_sampling_correction", False
+        ):
+            per_token = per_token * inputs["importance_sampling_ratio"]
+        per_token, normalizer = trl_loss_terms(
+            per_token,
+            mask,
+            trainer.loss_type,
+            num_items_in_batch=inputs.get("num_items_in_batch"),
+            num_processes=trainer.accelerator.num_processes,
+            accumulation=trainer.current_gradient_accumulation_steps,
+            steps_per_generation=args.steps_per_generation,
+        )
+        return per_task_gradient_norms(per_token, mask, task_index, params, normalizer, len(names))
+
+    norms = norms_with(inputs["advantages"])
+    # The same micro-batch with every advantage replaced by its sign: what the tokens alone give.
+    sign_norms = norms_with(torch.sign(inputs["advantages"]))
     metrics: dict[str, float] = {}
     for task, share in gradient_shares(norms).items():
         metrics[f"{names[task]}/grad_norm"] = norms[task]
         metrics[f"{names[task]}/grad_share"] = share
+        ratio = advantage_gradient_ratio(norms[task], sign_norms[task])
+        if ratio == ratio:
+            metrics[f"{names[task]}/advantage_gradient_ratio"] = ratio
     return metrics
+
+
+def advantage_gradient_ratio(norm: float, sign_norm: float) -> float:
+    """``‖g_t(A)‖ / ‖g_t(sign A)‖`` on one micro-batch: the advantage's own contribution to a
+    task's gradient, with its token counts and per-token gradients divided out (the per-task
+    norm mixes all three; tasks differ in tokens by 10× and in gradient per token by more). NaN
+    when the sign-only gradient is zero."""
+    return norm / sign_norm if sign_norm > 0 else math.nan
