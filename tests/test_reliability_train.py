@@ -254,7 +254,7 @@ def test_plots_keep_one_colour_per_task_and_a_shared_legend(tmp_path: Path, monk
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from vlthinker.train.report import write_plots
+    from vlthinker.train.plots import write_plots
     from vlthinker.train.run_folder import append_metrics
 
     for step in (1, 2, 3):  # "math" is missing from the entropy panel

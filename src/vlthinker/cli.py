@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # (module, registers) — the order is the pipeline's: data → sft → train → eval.
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # As under `python -m vlthinker.cli`: the current folder is importable, so a config's
+    # `plugins: [my_module]` finds the user's module from the `vlthinker` script too.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     if not argv:
         # The main job: ``vlthinker`` alone behaves like ``vlthinker train`` (the CPU demo).

@@ -175,6 +175,15 @@ def read_tree(
 ) -> dict[str, Any]:
     """The YAML file's mapping of sections (empty without a file), a key given twice refused,
     with every override set on it, in order (a later one wins)."""
+    tree = _read_file(path)
+    for override in overrides or []:
+        key, value = parse_override(override) if isinstance(override, str) else override
+        _set_path(tree, key, value)
+    return tree
+
+
+def _read_file(path: str | Path | None) -> dict[str, Any]:
+    """The YAML file's mapping of sections (empty without a file), a key given twice refused."""
     tree: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -187,9 +196,6 @@ def read_tree(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
         tree = loaded or {}
-    for override in overrides or []:
-        key, value = parse_override(override) if isinstance(override, str) else override
-        _set_path(tree, key, value)
     return tree
 
 
@@ -202,18 +208,32 @@ def load_sections(
     plus overrides (:data:`Override`): every key and value type-checked, errors naming the key
     (prefixed with the file when one was read), a key given twice in the file refused. Range
     checks are the caller's."""
-    tree = read_tree(path, overrides)
+    has_plugins = "plugins" in {f.name for f in dataclasses.fields(cls)}
+    tree = _read_file(path)
+    source = f"{path}: " if path is not None else ""
+    if has_plugins and "plugins" in tree:
+        # File plug-ins are kept as absolute paths, so a run's saved config.yaml (read from the
+        # run folder on resume) still finds them: a file's from its folder, ...
+        try:
+            plugins = coerce(tree["plugins"], list[str], "plugins")
+        except ConfigError as error:
+            raise ConfigError(f"{source}{error}") from None
+        tree["plugins"] = plugin_paths(plugins, Path(path).parent if path else None)
+    for override in overrides or []:
+        key, value = parse_override(override) if isinstance(override, str) else override
+        if has_plugins and key == "plugins":
+            # ... a command line's from the current folder.
+            value = plugin_paths(coerce(value, list[str], "plugins"), None)
+        _set_path(tree, key, value)
     try:
-        if "plugins" in {f.name for f in dataclasses.fields(cls)}:
-            plugins = coerce(tree.get("plugins", []), list[str], "plugins")
-            # File plug-ins are kept as absolute paths, so a run's saved config.yaml (read from
-            # the run folder on resume) still finds them.
-            tree["plugins"] = plugin_paths(plugins, Path(path).parent if path else None)
-            import_plugins(tree["plugins"])
+        if has_plugins:
+            import_plugins(coerce(tree.get("plugins", []), list[str], "plugins"))
         return build_dataclass(cls, tree)
     except (ConfigError, PluginError) as error:
-        source = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{source}{error}") from None
+        wrapped = ConfigError(f"{source}{error}")
+        # the key the error is about, for a caller that names where it was set
+        wrapped.key = "plugins" if isinstance(error, PluginError) else getattr(error, "key", None)  # type: ignore[attr-defined]
+        raise wrapped from None
 
 
 def flat_sections(settings: type, keys: Mapping[str, str], prefix: str) -> type:

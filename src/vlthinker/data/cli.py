@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections import Counter
 from pathlib import Path
@@ -114,6 +115,10 @@ def check_records(
     problems: list[RecordError] = []
     good = []
     first_seen: dict[str, str] = {}
+    # The reader's own "skipped N bad record(s)" warning would repeat every problem printed here.
+    reader_log = logging.getLogger("vlthinker.data.readers")
+    level = reader_log.level
+    reader_log.setLevel(logging.ERROR)
     records = iter_records(
         path,
         on_bad_record="skip",
@@ -154,6 +159,7 @@ def check_records(
             good.append(record)
     finally:
         bar.close()
+        reader_log.setLevel(level)
     return good, [*report.problems, *problems]
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vlthinker import outputs
 from vlthinker.data.records import ANSWER_TYPES, Record, RecordError, image_ref, probe_image
 from vlthinker.registry import UnknownNameError
 from vlthinker.rewards.answer_types import resolve as resolve_answer_type
@@ -74,38 +75,16 @@ _IMAGE_MARKER = re.compile(r"\s*<image>\s*")
 ALLOW_ABSOLUTE_ENV = "VLTHINKER_ALLOW_ABSOLUTE_IMAGES"
 DATA_SUFFIXES = (".json", ".jsonl", ".parquet")
 #: Files vlthinker writes (run folders, checkpoints, evaluations): never read as data.
-OUTPUT_FILES = frozenset(
-    {
-        "predictions.jsonl",
-        "results.json",
-        "metrics.jsonl",
-        "batches.jsonl",
-        "eval_settings.json",
-        "trainer_state.json",
-        "sft_summary.json",
-        "config.json",
-        "generation_config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "chat_template.json",
-        "preprocessor_config.json",
-        "processor_config.json",
-        "video_preprocessor_config.json",
-        "adapter_config.json",
-        "model.safetensors.index.json",
-        "tiny_vlm_spec.json",
-    }
-)
+OUTPUT_FILES = outputs.OUTPUT_FILES
 #: A sub-folder holding one of these is a run, checkpoint or evaluation folder: skipped whole.
 OUTPUT_MARKERS = (
     "trainer_state.json",
-    "metrics.jsonl",
-    "predictions.jsonl",
-    "eval_settings.json",
+    outputs.METRICS_FILE,
+    outputs.PREDICTIONS_FILE,
+    outputs.EVAL_SETTINGS_FILE,
     "model.safetensors",
     "adapter_config.json",
-    "sft_summary.json",
+    outputs.SFT_SUMMARY_FILE,
 )
 _JSON_CHUNK = 1 << 20
 

@@ -13,6 +13,7 @@ import binascii
 import functools
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,7 @@ def decode_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> I
     except RecordError:
         raise
     except DecompressionBombError as error:
-        raise _too_large(ref, origin, field_name, error) from None
+        raise _too_large(ref, origin, field_name, _bomb_pixels(error)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         where = "bytes" if isinstance(ref, bytes) else str(ref)
         raise RecordError(
@@ -92,17 +93,24 @@ def decode_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> I
 
 
 def _too_large(
-    ref: ImageRef, origin: str, field_name: str, error: Exception | None = None
+    ref: ImageRef, origin: str, field_name: str, pixels: int | None = None
 ) -> RecordError:
+    """The one message for an image over PIL's decompression-bomb limit, quoting that limit
+    (``Image.MAX_IMAGE_PIXELS``, the one :func:`probe_image` enforces) and the image's size."""
     where = "bytes" if isinstance(ref, bytes) else str(ref)
-    limit = Image.MAX_IMAGE_PIXELS
-    size = str(error) if error is not None else ""
+    size = f"{pixels:,} pixels, " if pixels else ""
     return RecordError(
         origin,
         field_name,
-        f"image too large to decode safely ({where}): over {limit:,} pixels"
-        + (f" ({size})" if size else ""),
+        f"image too large to decode safely ({where}): {size}over the limit of "
+        f"{Image.MAX_IMAGE_PIXELS:,} pixels",
     )
+
+
+def _bomb_pixels(error: Exception) -> int | None:
+    """The image's pixel count from PIL's DecompressionBombError text, if it gives one."""
+    match = re.search(r"\((\d+) pixels\)", str(error))
+    return int(match.group(1)) if match else None
 
 
 def probe_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> None:
@@ -118,12 +126,12 @@ def probe_image(ref: ImageRef | Image.Image, origin: str, field_name: str) -> No
         with Image.open(source) as image:
             width, height = image.size
             if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
-                raise _too_large(ref, origin, field_name, None)
+                raise _too_large(ref, origin, field_name, width * height)
             image.verify()
     except RecordError:
         raise
     except DecompressionBombError as error:
-        raise _too_large(ref, origin, field_name, error) from None
+        raise _too_large(ref, origin, field_name, _bomb_pixels(error)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
         where = "bytes" if isinstance(ref, bytes) else str(ref)
         raise RecordError(
@@ -187,7 +195,9 @@ def image_ref(
                 origin,
                 field_name,
                 f"image path {value!r} leads outside the data folder {inside} (to {resolved}); "
-                "allow it with --allow-absolute-images or VLTHINKER_ALLOW_ABSOLUTE_IMAGES=1",
+                "allow such paths with data.allow_absolute_images=true (vlthinker train), "
+                "--allow-absolute-images (vlthinker data check, vlthinker eval) or "
+                "VLTHINKER_ALLOW_ABSOLUTE_IMAGES=1",
             )
         return str(resolved)
     payload = _maybe_b64_image(value)

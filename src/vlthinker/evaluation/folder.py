@@ -20,14 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vlthinker.evaluation.predictions import PREDICTIONS_FILE
+from vlthinker import outputs
+from vlthinker.outputs import PREDICTIONS_FILE
 
 log = logging.getLogger(__name__)
 
-RESULTS_JSON = "results.json"
-RESULTS_MD = "results.md"
-SETTINGS_FILE = "eval_settings.json"
-LOCK_FILE = "eval.lock"
+RESULTS_JSON = outputs.RESULTS_JSON
+RESULTS_MD = outputs.RESULTS_FILE
+SETTINGS_FILE = outputs.EVAL_SETTINGS_FILE
+LOCK_FILE = outputs.EVAL_LOCK
 
 
 def _model_identity(model_path: str | Path | None) -> tuple[str | None, str | None]:

@@ -41,11 +41,11 @@ from typing import Any
 
 from vlthinker import rewards
 from vlthinker.evaluation import scoring
+from vlthinker.outputs import JUDGED_FILE
 
 log = logging.getLogger(__name__)
 
 JUDGED_BENCHMARKS = ("mathvista", "mathverse", "mathvision", "charxiv")
-JUDGED_FILE = "judged.jsonl"
 MAX_RESPONSE_CHARS = 8000  # the tail of a long response that the judge sees
 
 # url, body, headers, timeout -> response body (a test passes a fake one)

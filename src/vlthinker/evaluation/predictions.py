@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from vlthinker.data.prompts import json_safe
+from vlthinker.outputs import PREDICTIONS_FILE
 
 log = logging.getLogger(__name__)
-
-PREDICTIONS_FILE = "predictions.jsonl"
 
 
 @dataclass

@@ -65,6 +65,8 @@ def load_items(spec: DataSpec, *, image_dir: Path, limit: int | None) -> list[It
     records = benchmark.load(spec.path, image_dir=image_dir, limit=limit)
     label = spec.label()
     items = [Item(label, record, item_key(record, i)) for i, record in enumerate(records)]
+    if not items:
+        raise ValueError(f"{spec.path or label}: no records to evaluate (the data is empty)")
     seen: set[str] = set()
     for item in items:
         if item.key in seen:

@@ -58,9 +58,12 @@ def with_source(error: Exception, config_file: Path | None, overrides: list[str]
     match = _QUOTED_KEY.search(text) or _LEADING_KEY.match(text)
     key = getattr(error, "key", None) or (match.group(1) if match else None)
     if key:
+        key = key.rstrip(":")
         for override in reversed(overrides):
             name = override.split("=", 1)[0].strip()
-            if name and (key == name or key.startswith(f"{name}.")):
+            # the override's key, a section it set (``foo.bar=1`` makes a section ``foo``) or
+            # a value inside it
+            if name and (key == name or key.startswith(f"{name}.") or name.startswith(f"{key}.")):
                 return f"command-line override {override!r}: {text}"
     if config_file is not None and (key or (prefix and str(error).startswith(prefix))):
         return f"{config_file}: {text}"

@@ -24,13 +24,15 @@ from vlthinker.train.callbacks import (
 from vlthinker.train.config import (
     ConfigError,
     RunConfig,
+    check_environment,
     dump_config,
     estimator_settings,
     load_config,
     trainer_config,
 )
-from vlthinker.train.dataset import training_rows
-from vlthinker.train.report import final_table, write_plots
+from vlthinker.train.dataset import training_rows, within_prompt_length
+from vlthinker.train.plots import write_plots
+from vlthinker.train.report import final_table
 from vlthinker.train.rewards import RewardComponents
 from vlthinker.train.run_folder import (
     BATCHES_FILE,
@@ -149,6 +151,16 @@ def load_data(config: RunConfig) -> tuple[list[Record], list[Record]]:
                 f"data.train ({source}): no usable training records: read {len(records)} "
                 f"record(s)" + (f"; {'; '.join(reasons)}" if reasons else " (the data is empty)")
             )
+        if split == "validation" and source != "synthetic" and not records:
+            skipped = (
+                f"; {report.skipped} bad record(s) skipped, first: {report.problems[0]}"
+                if report.skipped
+                else ""
+            )
+            raise TrainDataError(
+                f"data.validation ({source}): no validation records (the data is empty"
+                f"{skipped}); give records, or data.validation=synthetic"
+            )
         if split == "validation" and records and not kept[split]:
             print(
                 f"vlthinker train: note: data.validation ({source}) has no record of data.tasks "
@@ -212,12 +224,18 @@ def build_trainer(
         resolve_model_path(config.model.path),
         dtype=config.model.dtype,
         attn_implementation=config.model.attn_implementation,
+        min_pixels=config.data.min_pixels,
+        max_pixels=config.data.max_pixels,
     )
     if config.model.freeze_vision:
         for parameter in model.model.visual.parameters():
             parameter.requires_grad_(False)
     tasks = list(config.data.tasks)
     prompt_config = prompt_config_for(config)
+    if config.data.max_prompt_length is not None:
+        train_records, validation_records = limit_prompt_length(
+            config, processor, prompt_config, train_records, validation_records
+        )
     stage2_names = sorted({getattr(r, config.data.stage2_key) for r in train_records})
     task_index = {task: i for i, task in enumerate(tasks)}
     stage2_index = {name: i for i, name in enumerate(stage2_names)}
@@ -252,6 +270,35 @@ def build_trainer(
 
 def _no_model_card(*args: Any, **kwargs: Any) -> None:
     return None
+
+
+def limit_prompt_length(
+    config: RunConfig,
+    processor: Any,
+    prompt_config: PromptConfig,
+    train_records: list[Record],
+    validation_records: list[Record],
+) -> tuple[list[Record], list[Record]]:
+    """The records whose prompt fits ``data.max_prompt_length`` tokens (text and image tokens
+    at the processor's pixel bounds); the others are dropped with a note, as the recipe's loader
+    drops them. Raises :class:`TrainDataError` when no training prompt fits."""
+    limit = config.data.max_prompt_length
+    assert limit is not None
+    kept = []
+    for split, records in (("train", train_records), ("validation", validation_records)):
+        fits, dropped = within_prompt_length(records, processor, prompt_config, limit)
+        if split == "train" and not fits:
+            raise TrainDataError(
+                f"data.train ({config.data.train}): all {len(records)} prompt(s) are longer than "
+                f"data.max_prompt_length ({limit} tokens)"
+            )
+        if dropped:
+            note(
+                f"{len(dropped)} {split} prompt(s) longer than data.max_prompt_length ({limit} "
+                f"tokens) dropped ({_count([r.task for r in dropped])})"
+            )
+        kept.append(fits)
+    return kept[0], kept[1]
 
 
 def save_final_model(trainer: G2RPOTrainer, folder: Path) -> None:
@@ -402,9 +449,11 @@ def train(
     elif not overwrite:
         refuse_run_folder(output_dir)
     check_model_path(config)
+    check_environment(config)
     data = load_data(config)
+    created = not output_dir.exists()
     make_writable_folder(output_dir)
-    with RunLock(output_dir):
+    with RunLock(output_dir) as lock:
         checkpoint = None
         if resume:
             checkpoint = latest_complete_checkpoint(output_dir)
@@ -429,7 +478,30 @@ def train(
         else:
             refuse_run_folder(output_dir)  # again, now that the folder is ours
         dump_config(config, output_dir / CONFIG_FILE)
-        return _train_locked(config, output_dir, data, checkpoint)
+        try:
+            return _train_locked(config, output_dir, data, checkpoint)
+        except BaseException:
+            if not resume:
+                undo_launch(output_dir, lock, created)
+            raise
+
+
+def undo_launch(output_dir: Path, lock: RunLock, created: bool) -> None:
+    """After a new run failed before its first optimiser step: delete what it wrote (the
+    folder too if the run created it), so the corrected command runs as it is. A run that took
+    a step keeps its folder (continue it with --resume)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    try:
+        stepped = any(e.get("split") == "train" for e in read_metrics(output_dir))
+    except ValueError:  # a torn line: some step was logged
+        stepped = True
+    if stepped or latest_complete_checkpoint(output_dir) is not None:
+        return
+    clear_run(output_dir)
+    lock.release()
+    if created and not any(output_dir.iterdir()):
+        output_dir.rmdir()
 
 
 def _train_locked(

@@ -12,13 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from vlthinker.outputs import (
+    BATCHES_FILE,  # noqa: F401 (run.py reads it from here)
+    CARD_FILE,
+    CONFIG_FILE,
+    LOG_FILES,
+    METRICS_FILE,
+    RESULTS_FILE,
+    RUN_FILES,
+    VALIDATION_ITEMS_FILE,
+)
+from vlthinker.outputs import TRAIN_LOCK as LOCK_FILE
+
 # Written by HF Trainer after the model, optimizer, scheduler and RNG state: a checkpoint whose
 # trainer_state.json parses was saved completely.
 _STATE_FILE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-METRICS_FILE = "metrics.jsonl"
-BATCHES_FILE = "batches.jsonl"  # the record ids of each step's prompts, in order
-VALIDATION_ITEMS_FILE = "validation_items.jsonl"  # per validation pass, every item's score
 
 
 @dataclass(frozen=True)
@@ -106,25 +117,10 @@ def read_validation_items(run_dir: str | Path) -> dict[int, dict[str, tuple[str,
 
 
 # ------------------------------------------------------------------ run-folder ownership
-LOCK_FILE = "train.lock"
-CONFIG_FILE = "config.yaml"
-RESULTS_FILE = "results.md"
-CARD_FILE = "README.md"
 #: The first line of the run card vlthinker writes: a README.md without it is not ours.
 CARD_MARKER = "<!-- vlthinker run card -->"
-#: What a training run writes into its folder (``checkpoint-N`` folders aside).
-RUN_FILES = (
-    CONFIG_FILE,
-    METRICS_FILE,
-    BATCHES_FILE,
-    VALIDATION_ITEMS_FILE,
-    RESULTS_FILE,
-    "results.json",
-    "plots.png",
-    "tensorboard",
-    "final",
-)
-LOG_FILES = (METRICS_FILE, BATCHES_FILE, VALIDATION_ITEMS_FILE)
+#: The first words of the results.md a run writes (its validation caption).
+RESULTS_START = "Validation: "
 
 
 class RunFolderError(RuntimeError):
@@ -167,15 +163,41 @@ def write_failure(error: BaseException, folder: Path) -> str | None:
 
 
 def run_contents(run_dir: str | Path) -> list[str]:
-    """The names in ``run_dir`` that a training run wrote (empty: the folder holds no run)."""
+    """The names in ``run_dir`` that a training run wrote (empty: the folder holds no run).
+
+    A run is known by what only a run writes: its step logs, ``checkpoint-N`` folders, its run
+    card, or a ``config.yaml`` / ``results.md`` in a run's own form; a user's file of such a
+    name is not a run's and is never counted. Beside such evidence, the run's other names
+    (``plots.png``, ``tensorboard/``, ``final/``, ``results.json``) are its too.
+    """
     folder = Path(run_dir)
     if not folder.is_dir():
         return []
-    names = [name for name in RUN_FILES if (folder / name).exists()]
+    names = [
+        name
+        for name in RUN_FILES
+        if (folder / name).exists()
+        and (name not in (CONFIG_FILE, RESULTS_FILE) or _in_a_runs_form(folder / name))
+    ]
     names += sorted(c.name for c in folder.iterdir() if _CHECKPOINT.match(c.name) and c.is_dir())
     if is_our_card(folder / CARD_FILE):
         names.append(CARD_FILE)
+    evidence = (*LOG_FILES, CONFIG_FILE, RESULTS_FILE, CARD_FILE)
+    if not any(n in evidence or _CHECKPOINT.match(n) for n in names):
+        return []
     return names
+
+
+def _in_a_runs_form(path: Path) -> bool:
+    """Whether ``path`` (a ``results.md`` or ``config.yaml``) is in the form a run writes."""
+    try:
+        if path.name == RESULTS_FILE:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                return handle.readline().startswith(RESULTS_START)
+        tree = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(tree, dict) and {"model", "training", "algorithm"} <= set(tree)
 
 
 def is_our_card(path: Path) -> bool:
