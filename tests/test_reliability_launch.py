@@ -350,8 +350,8 @@ def test_ema_smoothing_is_tensorboards():
     from vlthinker.train.plots import ema_smooth
 
     assert ema_smooth([3.0, 3.0, 3.0]) == pytest.approx([3.0, 3.0, 3.0])  # debiased: no pull to 0
-    # 0.6 weight: 4 / (1 − 0.6²) after 0 then 10
-    assert ema_smooth([0.0, 10.0]) == pytest.approx([0.0, 4.0 / 0.64])
+    # weight 0.6 (TensorBoard's default): 4 / (1 − 0.6²) after 0 then 10
+    assert ema_smooth([0.0, 10.0], 0.6) == pytest.approx([0.0, 4.0 / 0.64])
     assert ema_smooth([1.0, math.nan, 1.0]) == pytest.approx([1.0, 1.0, 1.0])
     rng = random.Random(0)
     noisy = [0.5 + rng.uniform(-0.3, 0.3) for _ in range(200)]
