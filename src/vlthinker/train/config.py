@@ -343,8 +343,8 @@ def validate(config: RunConfig) -> None:
             "data.task_difficulty values must be in [0, 1]",
         ),
         (
-            set(config.data.task_difficulty) <= set(config.data.tasks),
-            "data.task_difficulty names a task not in data.tasks",
+            set(config.data.task_difficulty) <= set(TASKS),
+            f"data.task_difficulty names a task that is not one of {', '.join(TASKS)}",
         ),
         (config.data.image_size >= 32, "data.image_size must be ≥ 32 (pixels per side)"),
         (
