@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vlthinker.rewards import mathcheck
+from vlthinker.rewards import mathcheck, score
 from vlthinker.rewards.mathcheck import (
     _GRACE_S,
     DEFAULT_MATH_TIMEOUT_S,
+    MATH_CALL_BOUND_S,
     MAX_ACCEPTED_ANSWERS,
     _symbolic,
     math_equal,
@@ -22,7 +26,7 @@ ACCEPTED = [f"\\frac{{{k}}}{{{k + 7}}}" for k in range(1, 17)]  # 16 distinct sy
 def test_sixteen_accepted_answers_make_one_bounded_symbolic_request(monkeypatch):
     calls: list[tuple[str, list[str], float]] = []
 
-    def record(pred, golds, timeout_s, extra=None):
+    def record(pred, golds, timeout_s, extra=None, deadline=None):
         calls.append((pred, list(golds), timeout_s))
         return 0.0
 
@@ -51,6 +55,39 @@ def test_a_hung_check_of_many_answers_is_killed_at_one_deadline():
     started = time.monotonic()
     assert _symbolic("1", ACCEPTED, 0.3, {"op": "sleep", "seconds": 30}) is None
     assert time.monotonic() - started < 0.3 + _GRACE_S + 0.5
+
+
+def test_the_hard_bound_holds_from_the_call_under_cpu_load():
+    """Issue 25 §6: the slowest hostile response (a sum to 4096 of k^64) took 1.2 s on a loaded
+    2-core machine. With two busy processes per core, every call — a hostile sum, a hung child
+    killed at the deadline, and the benign call right after it — returns within the bound."""
+    assert MATH_CALL_BOUND_S == DEFAULT_MATH_TIMEOUT_S + _GRACE_S <= 0.95
+    hostile = "<think>t</think><answer>\\sum_{k=1}^{4096} k^{64}</answer>"
+    assert math_equal("\\frac{2}{4}", "\\frac{1}{2}") == 1.0  # the pool's one start-up
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    times: list[float] = []
+    try:
+        time.sleep(0.3)
+        for _ in range(2):
+            started = time.monotonic()
+            assert score(hostile, "\\frac{1}{2}", "math")["accuracy"] == 0.0
+            times.append(time.monotonic() - started)
+        started = time.monotonic()
+        hung = _symbolic("1", "1", DEFAULT_MATH_TIMEOUT_S, {"op": "sleep", "seconds": 30})
+        times.append(time.monotonic() - started)
+        assert hung is None
+        started = time.monotonic()  # a free worker, or none: never a wait for a start-up
+        math_equal("\\frac{2}{4}", "\\frac{1}{2}")
+        times.append(time.monotonic() - started)
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
+    assert max(times) < MATH_CALL_BOUND_S, times
 
 
 def test_sanitize_replaces_each_lone_surrogate_by_one_character():

@@ -5,7 +5,8 @@ for a single accepted answer; an optional ``"op": "sleep"`` with ``"seconds"`` f
 tests); one reply per line on the original stdout ``{"id", "result"}`` where result is 1.0 (the
 prediction equals one of the accepted answers), 0.0 or null (nothing parsed, error or timeout).
 ``timeout`` bounds the whole request — every accepted answer together — not each answer.
-The first line written is ``{"ready": true}``.  Self-contained: imports nothing from
+The first line written is ``{"ready": true}``, after a warm-up check (so the first request pays
+no first-use cost of sympy and math-verify).  Self-contained: imports nothing from
 vlthinker, so it runs with any ``sys.path``.  Only the LaTeX extractor is used, so no model text
 reaches ``sympy.parse_expr``'s ``eval``; each request is bounded by ``setitimer`` here (this is
 the child's main thread) and by a hard kill in the parent.
@@ -13,6 +14,7 @@ the child's main thread) and by a hard kill in the parent.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -49,6 +51,8 @@ def main() -> None:
 
     parse_gold = lru_cache(maxsize=2048)(_parse)
     signal.signal(signal.SIGALRM, _alarm)
+    with contextlib.suppress(Exception):  # warm-up: the first check loads things lazily
+        verify(_parse("\\frac{1}{2}+x"), _parse("x+0.5"), timeout_seconds=None)
     out = os.fdopen(out_fd, "w", buffering=1, encoding="utf-8")
     out.write('{"ready": true}\n')
     out.flush()

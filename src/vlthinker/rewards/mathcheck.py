@@ -8,14 +8,25 @@ Before any symbolic work, cheap rules decide the common cases (normalised string
 numbers) and :func:`~vlthinker.rewards.safety.is_safe_math` refuses exponent towers, huge literals
 and the like.  The deadline is per response: every accepted answer of a record goes to the child in
 one request under one timer, so a response checked against 16 accepted answers is bounded like one
-checked against a single answer (``DEFAULT_MATH_TIMEOUT_S`` + ``_GRACE_S`` < 1 s).  If no child
-can be started, the check runs in-process with an ``setitimer`` bound in the main thread, and with
-the pre-screen alone elsewhere.
+checked against a single answer.  If no child can be started, the check runs in-process with an
+``setitimer`` bound in the main thread, and with the pre-screen alone elsewhere.
+
+The bound is a wall-clock deadline measured from the call (:data:`MATH_CALL_BOUND_S` =
+``timeout_s`` + ``_GRACE_S``, 0.95 s by default), so it holds on a loaded machine too: waiting for
+a free child, the child's own timer (what is left of the deadline less the grace) and the parent's
+read all end by it; the parent stops reading ``_RETURN_MARGIN_S`` before it, sends the child
+SIGKILL without waiting for it (a background thread reaps it and starts its replacement) and
+returns.  A call that finds no free child before its deadline — every child busy or still starting
+— gets no symbolic verdict (the string compare decides).  The pool starts all its children when
+the first call needs one; that first call (once per process) waits for one child to start, as an
+import would, and each child does a warm-up check before it reports ready, so the first real check
+pays no first-use cost.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -35,6 +46,7 @@ from vlthinker.rewards.safety import is_safe_math, to_text
 
 __all__ = [
     "DEFAULT_MATH_TIMEOUT_S",
+    "MATH_CALL_BOUND_S",
     "MAX_ACCEPTED_ANSWERS",
     "math_equal",
     "normalize_math",
@@ -47,6 +59,13 @@ log = logging.getLogger(__name__)
 #: child's own timer); the parent kills the child at this + ``_GRACE_S``.
 DEFAULT_MATH_TIMEOUT_S = 0.75
 _GRACE_S = 0.2
+#: The hard wall-clock bound on one call with the default timeout, from the call to the return.
+MATH_CALL_BOUND_S = DEFAULT_MATH_TIMEOUT_S + _GRACE_S
+#: The parent stops waiting this long before the deadline: time to kill the child and return on
+#: a loaded machine.
+_RETURN_MARGIN_S = 0.1
+#: A check is not started with less than this left before the parent stops waiting.
+_MIN_CHECK_S = 0.05
 #: Most accepted answers a response is checked against.
 MAX_ACCEPTED_ANSWERS = 16
 _STARTUP_TIMEOUT_S = 60.0
@@ -121,29 +140,36 @@ class _Worker:
         golds: Sequence[str],
         timeout_s: float,
         extra: dict[str, Any] | None = None,
+        deadline: float | None = None,
     ) -> float | None:
-        """Send one request (all accepted answers under one timer); raises TimeoutError past
-        ``timeout_s`` + grace, _WorkerDied."""
+        """Send one request (all accepted answers under one timer); raises TimeoutError once
+        the call's ``deadline`` (default: now + ``timeout_s`` + grace) is ``_RETURN_MARGIN_S``
+        away, _WorkerDied. The child's timer is what is left of the deadline less the grace."""
         assert self.proc.stdin is not None
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + timeout_s + _GRACE_S
+        child_s = max(0.01, min(timeout_s, deadline - _GRACE_S - now))
         self._next_id += 1
-        req = {"id": self._next_id, "pred": pred, "golds": list(golds), "timeout": timeout_s}
+        req = {"id": self._next_id, "pred": pred, "golds": list(golds), "timeout": child_s}
         req.update(extra or {})
         try:
             self.proc.stdin.write((json.dumps(req) + "\n").encode("utf-8"))
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             raise _WorkerDied(str(exc)) from exc
-        deadline = time.monotonic() + timeout_s + _GRACE_S
         while True:
-            reply = json.loads(self._readline(deadline))
+            reply = json.loads(self._readline(deadline - _RETURN_MARGIN_S))
             if reply.get("id") == self._next_id:
                 result = reply.get("result")
                 return None if result is None else float(result)
 
-    def kill(self) -> None:
+    def kill(self, wait: bool = True) -> None:
+        """SIGKILL the child; ``wait=False`` leaves reaping it to the caller (:meth:`reap`)."""
         try:
             self.proc.kill()
-            self.proc.wait(timeout=5)
+            if wait:
+                self.proc.wait(timeout=5)
         except Exception:
             pass
         for stream in (self.proc.stdin, self.proc.stdout):
@@ -153,6 +179,14 @@ class _Worker:
             except OSError:
                 pass
 
+    def reap(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=30)
+
+
+#: :meth:`_Pool.acquire`'s answer when no worker came free before the call's deadline.
+_BUSY = object()
+
 
 class _Pool:
     """Lazily started, bounded set of workers; reset after ``fork`` (owner pid changes)."""
@@ -161,27 +195,63 @@ class _Pool:
         self.pid = os.getpid()
         self.cond = threading.Condition()
         self.idle: list[_Worker] = []
-        self.started = 0
+        self.started = 0  # workers alive or starting
+        self.starting = 0  # of which still starting in the background
+        self.warming = False  # a cold start is under way
         self.broken = False
 
-    def acquire(self) -> _Worker | None:
+    def acquire(self, deadline: float | None = None) -> tuple[Any, bool]:
+        """``(worker, cold)``: an idle worker — None when none can be started (check in-process),
+        ``_BUSY`` when none came free before ``deadline`` less the margins — and whether this
+        call waited for the pool's start-up (which the caller's bound does not count).
+
+        A cold pool (no worker at all: the process's first call, or after
+        :func:`shutdown_math_workers`) starts all its workers at once, and this call and any
+        arriving meanwhile wait for them — the one start-up a process pays, outside the bound.
+        Afterwards a missing worker starts in the background and a call waits for a free one
+        only until its deadline."""
         with self.cond:
-            while not self.idle and self.started >= _MAX_WORKERS and not self.broken:
-                self.cond.wait(timeout=1.0)
+            cold = self.started == 0 and not self.broken and not self.warming
+            if cold:
+                self.warming = True
+                self.started = _MAX_WORKERS
+                self.starting = _MAX_WORKERS - 1
+            waited = cold
+            while not cold and not self.idle and not self.broken:
+                waited = waited or self.warming
+                if self.started < _MAX_WORKERS:
+                    self.started += 1
+                    self.starting += 1
+                    threading.Thread(target=self._replace, daemon=True).start()
+                left = None
+                if deadline is not None and not self.warming:
+                    left = deadline - time.monotonic() - _RETURN_MARGIN_S - _MIN_CHECK_S
+                    if left <= 0:
+                        return _BUSY, False
+                self.cond.wait(timeout=1.0 if left is None else min(left, 1.0))
             if self.broken:
-                return None
-            if self.idle:
-                return self.idle.pop()
-            self.started += 1
+                return None, waited
+            if not cold:
+                return self.idle.pop(), waited
+        for _ in range(_MAX_WORKERS - 1):
+            threading.Thread(target=self._replace, daemon=True).start()
         try:
-            return _Worker()
+            worker = _Worker()
         except Exception as exc:
             log.warning("math-verify worker unavailable (%s); checking in-process", exc)
             with self.cond:
                 self.started -= 1
                 self.broken = True
+                self.warming = False
                 self.cond.notify_all()
-            return None
+            return None, True
+        with self.cond:  # a warm pool has a spare: wait for the others to be ready
+            until = time.monotonic() + _STARTUP_TIMEOUT_S
+            while self.starting > 0 and time.monotonic() < until:
+                self.cond.wait(timeout=1.0)
+            self.warming = False
+            self.cond.notify_all()
+        return worker, True
 
     def release(self, worker: _Worker | None, healthy: bool) -> None:
         with self.cond:
@@ -189,23 +259,31 @@ class _Pool:
                 if healthy:
                     self.idle.append(worker)
                 else:
-                    worker.kill()  # its replacement starts in the background (still counted)
-                    threading.Thread(target=self._replace, daemon=True).start()
+                    # SIGKILL without waiting: reaping it and starting its replacement (still
+                    # counted) happen in the background, after this call has returned
+                    worker.kill(wait=False)
+                    self.starting += 1
+                    threading.Thread(target=self._replace, args=(worker,), daemon=True).start()
             self.cond.notify()
 
-    def _replace(self) -> None:
-        """Start a worker for one that was killed, so the next call does not pay the start-up."""
+    def _replace(self, killed: _Worker | None = None) -> None:
+        """Start a worker for one that was killed (reaping that one first) or not yet started,
+        so no call pays the start-up."""
+        if killed is not None:
+            killed.reap()
         try:
             worker = _Worker()
         except Exception:
             with self.cond:
                 self.started -= 1
-                self.cond.notify()
+                self.starting -= 1
+                self.cond.notify_all()
             return
         with self.cond:
+            self.starting -= 1
             if self.pid == os.getpid():
                 self.idle.append(worker)
-                self.cond.notify()
+                self.cond.notify_all()
                 return
         worker.kill()
 
@@ -251,6 +329,7 @@ def _raise_timeout(signum: int, frame: Any) -> None:
 
 
 def _check_in_process(pred: str, golds: Sequence[str], timeout_s: float) -> float | None:
+    timeout_s = max(0.01, timeout_s)
     from math_verify import LatexExtractionConfig, parse, verify
 
     def wrap(s: str) -> str:
@@ -288,19 +367,28 @@ def _symbolic(
     gold: str | Sequence[str],
     timeout_s: float,
     extra: dict[str, Any] | None = None,
+    deadline: float | None = None,
 ) -> float | None:
     """math-verify verdict (1.0 if ``pred`` equals one of the accepted answers ``gold``, else 0.0)
-    or None on error/timeout; ``timeout_s`` bounds all answers together; ``extra`` is for tests."""
+    or None on error/timeout/no free worker; ``timeout_s`` bounds all answers together, and the
+    call returns by ``deadline`` (default: now + ``timeout_s`` + grace); ``extra`` is for tests."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout_s + _GRACE_S
     golds = [gold] if isinstance(gold, str) else list(gold)
     if not golds:
         return None
     pool = _get_pool()
-    worker = pool.acquire()
+    worker, cold = pool.acquire(deadline)
+    if cold:  # the pool's one start-up is not the check's time: the bound starts after it
+        deadline = time.monotonic() + timeout_s + _GRACE_S
+    if worker is _BUSY:
+        return None
     if worker is None:
-        return _check_in_process(pred, golds, timeout_s)
+        left = deadline - _GRACE_S - time.monotonic()
+        return _check_in_process(pred, golds, min(timeout_s, left))
     healthy = False
     try:
-        result = worker.check(pred, golds, timeout_s, extra)
+        result = worker.check(pred, golds, timeout_s, extra, deadline)
         healthy = True
         return result
     except (TimeoutError, _WorkerDied, ValueError):
@@ -330,8 +418,12 @@ def math_equal(prediction: Any, answer: Any, timeout_s: float = DEFAULT_MATH_TIM
     pre-screen; any error, refusal or timeout falls back to the normalised string compare.
     A list answer accepts any alternative (at most ``MAX_ACCEPTED_ANSWERS``): the cheap rules
     run on every alternative first, then one symbolic request checks the rest, so ``timeout_s``
-    bounds the response as a whole, however many alternatives there are.
+    bounds the response as a whole, however many alternatives there are. The call returns within
+    ``timeout_s`` + ``_GRACE_S`` of wall-clock time from its start (:data:`MATH_CALL_BOUND_S` by
+    default), on a loaded machine too; only a process's very first call also waits for its first
+    worker to start.
     """
+    deadline = time.monotonic() + float(timeout_s) + _GRACE_S
     answers = list(answer)[:MAX_ACCEPTED_ANSWERS] if isinstance(answer, (list, tuple)) else [answer]
     pred_text = strip_answer_tags(to_text(prediction)).strip()
     pred_norm = normalize_math(pred_text)
@@ -354,4 +446,5 @@ def math_equal(prediction: Any, answer: Any, timeout_s: float = DEFAULT_MATH_TIM
             symbolic.append(gold_text)
     if not symbolic or "__" in pred_text or not is_safe_math(pred_text):
         return 0.0
-    return 1.0 if _symbolic(pred_text, symbolic, float(timeout_s)) == 1.0 else 0.0
+    verdict = _symbolic(pred_text, symbolic, float(timeout_s), deadline=deadline)
+    return 1.0 if verdict == 1.0 else 0.0
