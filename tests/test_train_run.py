@@ -145,6 +145,83 @@ def test_resume_after_sigkill_keeps_the_data_order_and_step_count(small_model_di
     assert train_steps == list(range(1, steps + 1))
 
 
+_TIMING = ("time", "runtime", "per_second", "flos")
+
+
+def _comparable(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if not any(t in k for t in _TIMING)}
+
+
+def test_resume_from_a_checkpoint_inside_a_rollout_batch_equals_the_unbroken_run(
+    small_model_dir: Path, tmp_path: Path, capsys
+):
+    """Issue 25 §4: save_steps=3 with two updates per rollout batch checkpointed inside a batch,
+    and the resumed run drew fresh rollouts there. Checkpoints now fall on batch boundaries
+    (save_steps=1 becomes every 2 steps, with a note); a run interrupted after step 4 resumes
+    from step 2 with the unbroken run's metrics, one TensorBoard point per step, and the mean
+    loss of all steps."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from vlthinker.train.run import resume_config
+
+    steps = 4
+    extra = ("training.updates_per_generation=2",)
+    config = demo_config(small_model_dir, tmp_path / "reference", steps, 1, *extra)
+    reference = train(config).output_dir
+    assert "checkpoints every 2 steps instead" in capsys.readouterr().out
+    assert sorted(p.name for p in reference.glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-4",
+    ]
+    # a run killed after step 4 was logged, before its checkpoint was complete
+    killed = tmp_path / "killed"
+    shutil.copytree(reference, killed)
+    for name in ("checkpoint-4", "final"):
+        shutil.rmtree(killed / name)
+    for name in ("results.md", "results.json", "README.md", "plots.png"):
+        (killed / name).unlink(missing_ok=True)
+    train(resume_config(killed), resume=killed)
+
+    ours, theirs = read_metrics(killed), read_metrics(reference)
+    assert [(e["step"], e["split"]) for e in ours] == [(e["step"], e["split"]) for e in theirs]
+    for mine, unbroken in zip(ours, theirs, strict=True):
+        mine, unbroken = _comparable(mine), _comparable(unbroken)
+        assert mine.keys() == unbroken.keys()
+        for key, value in unbroken.items():
+            assert mine[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (mine["step"], key)
+    summary = [e for e in ours if "train_loss" in e]
+    losses = [e["loss"] for e in ours if e["split"] == "train" and "loss" in e]
+    assert len(summary) == 1 and len(losses) == steps
+    assert summary[0]["train_loss"] == pytest.approx(sum(losses) / steps)  # all steps, not 2
+
+    events = EventAccumulator(str(killed / "tensorboard"))
+    events.Reload()
+    loss = next(tag for tag in events.Tags()["scalars"] if tag.endswith("loss"))
+    assert [e.step for e in events.Scalars(loss)] == list(range(1, steps + 1))
+    assert [e.value for e in events.Scalars(loss)] == pytest.approx(losses, rel=1e-4)
+    validation = EventAccumulator(str(killed / "tensorboard" / "validation"))
+    validation.Reload()
+    tag = validation.Tags()["scalars"][0]
+    assert [e.step for e in validation.Scalars(tag)] == [0, steps]
+    # the resumed run's writers start with purge_step = the step after the checkpoint
+    for folder in (killed / "tensorboard", killed / "tensorboard" / "validation"):
+        assert 3 in _purge_steps(folder), folder
+
+
+def _purge_steps(folder: Path) -> list[int]:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+
+    found = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                found.append(event.step)
+    return found
+
+
 def test_length_and_entropy_shaping_act_per_task(small_model_dir: Path, tmp_path: Path):
     """Each task gets its own length envelope and entropy band, from the config alone."""
     from vlthinker.train.config import TaskShaping

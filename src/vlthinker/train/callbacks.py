@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import ProgressCallback, TrainerCallback
+from transformers.integrations import TensorBoardCallback
 
 from vlthinker.train.run_folder import (
     append_metrics,
@@ -30,6 +31,8 @@ class MetricsFileCallback(TrainerCallback):
         if logs and state.is_world_process_zero:
             entry = {"step": state.global_step, "split": "train"}
             entry.update({k: v for k, v in logs.items() if isinstance(v, int | float)})
+            if "train_loss" in entry:  # the summary: the mean over every step, resumed or not
+                entry["train_loss"] = mean_loss(state.log_history, entry["train_loss"])
             bad = [k for k, v in entry.items() if isinstance(v, float) and not math.isfinite(v)]
             if bad:
                 entry["non_finite"] = bad
@@ -49,10 +52,30 @@ COMPACT_KEYS = (
 )
 
 
-def compact_line(step: int, max_steps: int, logs: dict[str, Any]) -> str:
-    """One console line for a training log entry (the full entry goes to ``metrics.jsonl``)."""
+def mean_loss(history: list[dict[str, Any]], fallback: Any = None) -> Any:
+    """The mean training loss over every step in ``history`` (``state.log_history``, which a
+    resumed run restores from its checkpoint), each logged loss weighted by the steps it covers.
+    transformers' own ``train_loss`` averages only the steps this process trained."""
+    total = covered = 0.0
+    previous = 0
+    for entry in sorted(
+        (e for e in history if isinstance(e.get("loss"), int | float) and "step" in e),
+        key=lambda e: e["step"],
+    ):
+        span = max(int(entry["step"]) - previous, 1)
+        total += float(entry["loss"]) * span
+        covered += span
+        previous = int(entry["step"])
+    return total / covered if covered else fallback
+
+
+def compact_line(
+    step: int, max_steps: int, logs: dict[str, Any], history: list[dict[str, Any]] | None = None
+) -> str:
+    """One console line for a training log entry (the full entry goes to ``metrics.jsonl``);
+    the end-of-training summary's mean loss is :func:`mean_loss` over ``history``."""
     if "train_runtime" in logs:  # the summary HF Trainer logs once at the end
-        loss = logs.get("train_loss")
+        loss = mean_loss(history or [], logs.get("train_loss"))
         return f"step {step}/{max_steps} done in {logs['train_runtime']:.1f} s" + (
             f" · mean loss {loss:.4f}" if isinstance(loss, int | float) else ""
         )
@@ -78,7 +101,7 @@ class CompactProgressCallback(ProgressCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not (logs and state.is_world_process_zero):
             return
-        line = compact_line(state.global_step, state.max_steps, logs)
+        line = compact_line(state.global_step, state.max_steps, logs, state.log_history)
         if self.training_bar is None:
             print(line, flush=True)
             return
@@ -93,7 +116,10 @@ class CompactLogCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and state.is_world_process_zero:
-            print(compact_line(state.global_step, state.max_steps, logs), flush=True)
+            print(
+                compact_line(state.global_step, state.max_steps, logs, state.log_history),
+                flush=True,
+            )
 
 
 class ValidationCallback(TrainerCallback):
@@ -124,6 +150,8 @@ class ValidationCallback(TrainerCallback):
         self.args = args
         self.output_dir = Path(args.output_dir)
         self._writer = None
+        #: set by a resumed run: TensorBoard forgets this step and later ones of earlier files
+        self.purge_step: int | None = None
         self._done: set[int] = {
             e["step"] for e in read_metrics(self.output_dir) if e.get("split") == "validation"
         }
@@ -173,7 +201,10 @@ class ValidationCallback(TrainerCallback):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.output_dir / "tensorboard" / "validation"))
+            # a resumed run drops the points the killed run logged after its checkpoint
+            self._writer = SummaryWriter(
+                str(self.output_dir / "tensorboard" / "validation"), purge_step=self.purge_step
+            )
         for key, value in entry.items():
             if key not in ("step", "split") and isinstance(value, int | float):
                 self._writer.add_scalar(f"validation/{key}", value, step)
@@ -222,3 +253,21 @@ def item_means(predictions: list[Any], num_items: int) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+class PurgingTensorBoardCallback(TensorBoardCallback):
+    """transformers' TensorBoard logger for a resumed run: its writer starts with
+    ``purge_step`` (the step after the checkpoint), so TensorBoard drops what the interrupted run
+    logged from that step on and keeps one point per step."""
+
+    def __init__(self, purge_step: int, logging_dir: str | None = None) -> None:
+        super().__init__()
+        self.purge_step = purge_step
+        if logging_dir is not None:
+            self.logging_dir = logging_dir
+
+    def _init_summary_writer(self, args, *more, **kwargs):
+        if self._SummaryWriter is not None:
+            self.tb_writer = self._SummaryWriter(
+                log_dir=self.logging_dir, purge_step=self.purge_step
+            )

@@ -19,6 +19,7 @@ from vlthinker.train.callbacks import (
     CompactLogCallback,
     CompactProgressCallback,
     MetricsFileCallback,
+    PurgingTensorBoardCallback,
     ValidationCallback,
 )
 from vlthinker.train.config import (
@@ -177,7 +178,29 @@ def run_arguments(config: RunConfig, output_dir: Path, processor: Any) -> G2RPOC
     banned = [[token] for token in vision_token_ids(processor)]
     # transformers 5 takes TensorBoard's folder from the environment only.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(output_dir / "tensorboard")
-    return trainer_config(config, output_dir, bad_words_ids=banned or None)
+    args = trainer_config(config, output_dir, bad_words_ids=banned or None)
+    args.save_steps, message = rollout_save_steps(config)
+    if message and int(os.environ.get("RANK", "0")) == 0:
+        note(message)
+    return args
+
+
+def rollout_save_steps(config: RunConfig) -> tuple[int, str | None]:
+    """Checkpoint steps on rollout-batch boundaries: ``training.save_steps`` rounded up to a
+    multiple of ``training.updates_per_generation``, and the note saying so (None when it
+    already is one). A checkpoint inside a rollout batch would not hold the batch's buffered
+    rollouts, so a run resumed from it would generate fresh ones where the unbroken run reuses
+    them; from a boundary the resumed run is the unbroken one."""
+    every = config.training.updates_per_generation
+    steps = config.training.save_steps
+    if every <= 1 or steps % every == 0:
+        return steps, None
+    aligned = -(-steps // every) * every
+    return aligned, (
+        f"training.save_steps={steps} falls inside a rollout batch "
+        f"(training.updates_per_generation={every}): checkpoints every {aligned} steps instead, "
+        "so a resumed run continues exactly as an unbroken one"
+    )
 
 
 def lora_config(config: RunConfig) -> Any:
@@ -512,6 +535,8 @@ def _train_locked(
 ) -> RunResult:
     built = build_trainer(config, output_dir, data)
     trainer = built.trainer
+    if checkpoint is not None:  # TensorBoard keeps one point per step: the resumed run's
+        purge_tensorboard_after(trainer, built.validation, checkpoint.step)
     trainer.train(resume_from_checkpoint=str(checkpoint.path) if checkpoint else None)
     history = built.validation.history(output_dir)
     items = built.validation.item_scores(output_dir)
@@ -525,6 +550,19 @@ def _train_locked(
             write_plots(output_dir, built.tasks)
         write_run_card(config, output_dir, trainer.state.global_step, table)
     return RunResult(output_dir=output_dir, validation=history, table=table)
+
+
+def purge_tensorboard_after(trainer: Any, validation: Any, step: int) -> None:
+    """Write the resumed run's TensorBoard events with ``purge_step`` = ``step`` + 1, so the
+    points the interrupted run logged after its checkpoint are dropped (TensorBoard purges an
+    earlier file's events from that step on) and no step has two points."""
+    from transformers.integrations import TensorBoardCallback
+
+    validation.purge_step = step + 1
+    for callback in list(trainer.callback_handler.callbacks):
+        if type(callback) is TensorBoardCallback:
+            trainer.remove_callback(callback)
+            trainer.add_callback(PurgingTensorBoardCallback(step + 1, callback.logging_dir))
 
 
 def resume_config(run_dir: str | Path, overrides: list[str] | None = None) -> RunConfig:
