@@ -26,6 +26,7 @@ from vlthinker.train.run_folder import (
     RunLock,
     latest_complete_checkpoint,
     read_metrics,
+    run_contents,
 )
 
 TASKS = ["math", "chart", "ocr", "grounding", "spatial", "vqa"]
@@ -312,3 +313,94 @@ def test_a_full_disk_is_named_with_the_way_to_continue(tmp_path: Path):
         OSError(errno.EROFS, "Read-only file system"), tmp_path
     )
     assert write_failure(RuntimeError("shape mismatch"), tmp_path) is None
+
+
+# ------------------------------------------------------------------ resume: changes, Ctrl-C
+def _saved_run(folder: Path) -> Path:
+    from vlthinker.train.config import dump_config
+
+    folder.mkdir(parents=True)
+    config = load_config(None, [f"training.output_dir={folder}"])
+    dump_config(config, folder / "config.yaml")
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "split": "train"}) + "\n")
+    return folder
+
+
+def test_resume_refuses_method_changes_unless_asked(tmp_path: Path, capsys):
+    from vlthinker.train.run import resume_config
+
+    run = _saved_run(tmp_path / "run")
+    changed = ["algorithm.estimator=grpo", "rollout.temperature=0.5"]
+    config = resume_config(run, changed)
+    with pytest.raises(RunFolderError, match="--allow-changes") as refused:
+        train(config, resume=run)
+    assert "algorithm.estimator 'g2rpo' → 'grpo'" in str(refused.value)
+    assert "rollout.temperature 1.0 → 0.5" in str(refused.value)
+    assert not (run / "resume_changes.jsonl").exists()
+    assert load_config(run / "config.yaml").algorithm.estimator == "g2rpo"  # not overwritten
+    # the command line: one message, the run's config untouched
+    with pytest.raises(SystemExit, match="pass --allow-changes"):
+        main(["train", "--resume", str(run), *changed])
+    assert load_config(run / "config.yaml").rollout.temperature == 1.0
+    # how far it trains and how it logs are not the method: no refusal there
+    from vlthinker.train.run import check_resume_changes
+
+    more = resume_config(run, ["training.max_steps=80", "logging.progress=false"])
+    assert set(check_resume_changes(run, more, allow_changes=False)) == {
+        "training.max_steps",
+        "logging.progress",
+    }
+
+
+def test_an_accepted_change_is_recorded_with_its_step_in_the_run_card(tmp_path: Path):
+    from vlthinker.train.run import (
+        check_resume_changes,
+        record_resume_changes,
+        resume_config,
+        write_run_card,
+    )
+
+    run = _saved_run(tmp_path / "run")
+    config = resume_config(run, ["algorithm.estimator=grpo"])
+    changes = check_resume_changes(run, config, allow_changes=True)
+    record_resume_changes(run, 32, changes)
+    assert write_run_card(config, run, 40, "| table |")
+    card = (run / "README.md").read_text()
+    assert "- **Method**: grpo" in card
+    assert "- **Changed on resume at step 32**: algorithm.estimator 'g2rpo' → 'grpo'" in card
+    assert "resume_changes.jsonl" in run_contents(run)  # the run's own file: --overwrite clears it
+
+
+def test_ctrl_c_leaves_one_line_with_the_step_checkpoint_and_resume_command(
+    small_model_dir: Path, tmp_path: Path
+):
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "vlthinker.cli", "train"]
+    command += overrides(small_model_dir, run, 40, 1)
+    process = subprocess.Popen(
+        command,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        checkpoint = latest_complete_checkpoint(run) if run.exists() else None
+        if checkpoint is not None:
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, process.stderr.read()[-3000:]
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if "vlthinker train: interrupted" in line]
+    assert len(lines) == 1, stderr[-3000:]
+    kept = latest_complete_checkpoint(run)
+    assert f"checkpoint kept: {kept.path} (step {kept.step})" in lines[0]
+    assert f"resume with: vlthinker train --resume {run}" in lines[0]

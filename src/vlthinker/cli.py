@@ -53,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # a stage without its own message: one line, no traceback
+        print(f"vlthinker {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

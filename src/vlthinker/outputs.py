@@ -17,6 +17,7 @@ PLOTS_FILE = "plots.png"
 TENSORBOARD_DIR = "tensorboard"
 FINAL_DIR = "final"  # the trained model
 CARD_FILE = "README.md"  # the run card
+RESUME_CHANGES_FILE = "resume_changes.jsonl"  # settings a resume changed, with the step
 TRAIN_LOCK = "train.lock"
 #: What a training run writes into its folder (``checkpoint-N`` folders aside).
 RUN_FILES = (
@@ -29,6 +30,7 @@ RUN_FILES = (
     PLOTS_FILE,
     TENSORBOARD_DIR,
     FINAL_DIR,
+    RESUME_CHANGES_FILE,
 )
 #: The step logs, cut back to the checkpoint when a run resumes.
 LOG_FILES = (METRICS_FILE, BATCHES_FILE, VALIDATION_ITEMS_FILE)

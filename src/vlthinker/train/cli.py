@@ -36,6 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "refused); files vlthinker did not write stay",
     )
     parser.add_argument(
+        "--allow-changes",
+        action="store_true",
+        help="with --resume: accept overrides that change the method (e.g. "
+        "algorithm.estimator, rollout.temperature); each change is recorded with its step in "
+        "the run card. Without it such a resume is refused",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key.sub=value",
@@ -96,8 +103,14 @@ def run_command(args: argparse.Namespace) -> int:
     from vlthinker.train.run import TrainDataError, train
     from vlthinker.train.run_folder import RunFolderError, write_failure
 
+    allow_changes = bool(getattr(args, "allow_changes", False))
+    output_dir = Path(args.resume or config.training.output_dir)
     try:
-        result = train(config, resume=args.resume, overwrite=args.overwrite)
+        result = train(
+            config, resume=args.resume, overwrite=args.overwrite, allow_changes=allow_changes
+        )
+    except KeyboardInterrupt:
+        raise SystemExit(interrupted_message(output_dir)) from None
     except ConfigError as error:
         message = with_source(error, config_file, args.overrides)
         raise SystemExit(f"vlthinker train: {message}") from None
@@ -111,3 +124,29 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"\nrun folder: {result.output_dir}")
     print(result.table)
     return 0
+
+
+def interrupted_message(output_dir: Path) -> str:
+    """The one line Ctrl-C leaves: the step reached, the checkpoint kept and the command that
+    resumes from it (or that nothing was kept)."""
+    from vlthinker.train.run_folder import latest_complete_checkpoint, read_metrics
+
+    steps: list[int] = []
+    if output_dir.is_dir():
+        try:
+            steps = [e["step"] for e in read_metrics(output_dir) if e.get("split") == "train"]
+        except (ValueError, OSError):
+            steps = []
+    checkpoint = latest_complete_checkpoint(output_dir) if output_dir.is_dir() else None
+    reached = f"interrupted at step {max(steps, default=0)}"
+    if checkpoint is not None:
+        return (
+            f"vlthinker train: {reached}; checkpoint kept: {checkpoint.path} (step "
+            f"{checkpoint.step}); resume with: vlthinker train --resume {output_dir}"
+        )
+    if steps:
+        return (
+            f"vlthinker train: {reached}, before the first checkpoint (none kept); "
+            f"vlthinker train --resume {output_dir} starts it again from step 0"
+        )
+    return f"vlthinker train: {reached}, before the first step; nothing was kept"

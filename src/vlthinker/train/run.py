@@ -15,6 +15,7 @@ from transformers import PrinterCallback, ProgressCallback
 
 from vlthinker.data import PromptConfig, Record, load_records, synthetic
 from vlthinker.models import load_policy, resolve_model_path, vision_token_ids
+from vlthinker.outputs import RESUME_CHANGES_FILE
 from vlthinker.train.callbacks import (
     CompactLogCallback,
     CompactProgressCallback,
@@ -409,6 +410,87 @@ def refuse_run_folder(output_dir: Path) -> None:
         )
 
 
+#: Keys a resumed run may change without ``allow_changes``: how far it trains and how it logs.
+#: Every other key changes the method of a run already under way.
+RESUME_FREE_KEYS = (
+    "training.max_steps",
+    "training.output_dir",
+    "training.torch_threads",
+    "training.eval_batch_size",
+    "training.save_total_limit",
+    "logging.",
+)
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def resume_changes(saved: RunConfig, config: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, new value)}`` for every setting a resume changes."""
+    before, after = _flat(saved.to_dict()), _flat(config.to_dict())
+    return {
+        key: (before.get(key), after.get(key))
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key)
+    }
+
+
+def _describe(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changes.items())
+
+
+def check_resume_changes(
+    output_dir: Path, config: RunConfig, allow_changes: bool
+) -> dict[str, tuple[Any, Any]]:
+    """The settings ``config`` changes from the run's own ``config.yaml``; raises
+    :class:`RunFolderError` when one of them changes the method (any key outside
+    :data:`RESUME_FREE_KEYS`) and ``allow_changes`` is not set."""
+    path = output_dir / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = load_config(path)
+    except (ConfigError, OSError):
+        return {}
+    changes = resume_changes(saved, config)
+    method = {k: v for k, v in changes.items() if not k.startswith(RESUME_FREE_KEYS)}
+    if method and not allow_changes:
+        raise RunFolderError(
+            f"--resume would change how {output_dir} trains: {_describe(method)}. A resumed run "
+            "continues the method it started with; pass --allow-changes to resume with these "
+            "settings anyway (the run card records them with the step), or start a new run"
+        )
+    return changes
+
+
+def record_resume_changes(output_dir: Path, step: int, changes: dict[str, Any]) -> None:
+    """Append what a resume changed, with the step it resumed at, to ``resume_changes.jsonl``."""
+    if not changes or int(os.environ.get("RANK", "0")) != 0:
+        return
+    entry = {"step": step, "changes": {k: [old, new] for k, (old, new) in changes.items()}}
+    with (output_dir / RESUME_CHANGES_FILE).open("a") as handle:
+        handle.write(json.dumps(entry, default=str) + "\n")
+
+
+def read_resume_changes(output_dir: Path) -> list[dict[str, Any]]:
+    path = output_dir / RESUME_CHANGES_FILE
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
+
+
 def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) -> bool:
     """``README.md``: what the run is (base model, data, method) and its results table. A
     README.md that vlthinker did not write is left as it is; returns whether one was written."""
@@ -434,6 +516,11 @@ def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) 
         f"{config.training.prompts_per_step} prompts × {config.rollout.num_generations} "
         f"rollouts per step, shaping: {', '.join(shaping) or 'none'}",
         f"- **Steps**: {steps} of {config.training.max_steps}",
+        *(
+            f"- **Changed on resume at step {entry['step']}**: "
+            + ", ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in entry["changes"].items())
+            for entry in read_resume_changes(output_dir)
+        ),
         f"- **Files**: `{CONFIG_FILE}` (the full config), `metrics.jsonl`, `plots.png`, "
         f"`{RESULTS_FILE}`, `final/` (the trained model)",
         "",
@@ -447,14 +534,19 @@ def write_run_card(config: RunConfig, output_dir: Path, steps: int, table: str) 
 
 
 def train(
-    config: RunConfig, resume: str | Path | None = None, overwrite: bool = False
+    config: RunConfig,
+    resume: str | Path | None = None,
+    overwrite: bool = False,
+    allow_changes: bool = False,
 ) -> RunResult:
     """Run (or resume) one training run; returns the validation history and the final table.
 
     A new run refuses a folder that holds a run unless ``overwrite`` (which deletes what the old
     run wrote, other files staying). Nothing is written before the data has been read and
     checked; ``train.lock`` keeps a second live process out of the folder. Resuming a finished
-    run returns its results without training.
+    run returns its results without training. A resume that changes a setting of the method
+    (``config`` against the run's ``config.yaml``; see :data:`RESUME_FREE_KEYS`) is refused
+    unless ``allow_changes``; what it changes is recorded with the step in the run card.
     """
     quiet_third_party_warnings()
     output_dir = Path(resume) if resume else Path(config.training.output_dir)
@@ -469,6 +561,7 @@ def train(
                 "raise training.max_steps to train it further"
             )
             return done
+        changes = check_resume_changes(output_dir, config, allow_changes)
     elif not overwrite:
         refuse_run_folder(output_dir)
     check_model_path(config)
@@ -500,6 +593,8 @@ def train(
                 note(f"--overwrite: removed the previous run's {', '.join(removed)}")
         else:
             refuse_run_folder(output_dir)  # again, now that the folder is ours
+        if resume:
+            record_resume_changes(output_dir, checkpoint.step if checkpoint else 0, changes)
         dump_config(config, output_dir / CONFIG_FILE)
         try:
             return _train_locked(config, output_dir, data, checkpoint)
