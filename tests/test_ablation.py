@@ -51,7 +51,7 @@ from vlthinker.train.run_folder import (
     read_validation_items,
 )
 
-TASKS = ["math", "chart", "ocr", "grounding", "spatial", "vqa"]
+TASKS = ["math", "chart", "ocr", "grounding"]  # the default budget's tasks
 ARMS = ["grpo", "g2rpo"]
 SEEDS = [0, 1]
 
@@ -238,9 +238,14 @@ def test_clipped_loss_and_normalisers_follow_trl():
 def test_packaged_arms_and_a_user_file(tmp_path: Path):
     spec = load_arms()
     assert list(spec.arms) == [
-        "grpo", "dr_grpo", "g2rpo", "g2rpo_length", "g2rpo_entropy", "g2rpo_full",
+        "grpo", "dr_grpo", "g2rpo_reference", "g2rpo", "g2rpo_length", "g2rpo_entropy",
+        "g2rpo_full",
     ]  # fmt: skip
     assert "shaping.entropy=false" in spec.arms["g2rpo"].overrides
+    # the paper's stage 2, ranked at any pool size, one value away from the default
+    reference = spec.arms["g2rpo_reference"].overrides
+    assert "algorithm.stage2=reference" in reference
+    assert "algorithm.stage2_min_groups=0" in reference
     assert {"default", "quick"} <= set(spec.budgets)
     extra = tmp_path / "arms.yaml"
     extra.write_text(
@@ -306,6 +311,17 @@ def test_two_arms_two_seeds_write_the_table_plot_and_json(ablation: Path):
             assert numbers["curves"][task]["steps"] == [0, 2]
             low, high = numbers["curves"][task]["low"], numbers["curves"][task]["high"]
             assert all(a <= b for a, b in zip(low, high, strict=True))
+            # the change from the first pass at every pass, with its band
+            passes = numbers["pass_changes"][task]
+            assert passes["steps"] == [0, 2] and passes["change"][0] == 0.0
+            assert passes["change"][1] == pytest.approx(entry["change"])
+            # greedy: start model against final model, one answer per item, paired
+            greedy = numbers["greedy"]["tasks"][task]
+            assert greedy["n"] == 4 and -1.0 <= greedy["change"] <= 1.0
+        assert set(numbers["advantages"]) >= {
+            "wrong_positive_share", "right_negative_share", "advantage_abs_live",
+            "advantage_rms_live", "advantage_gradient_ratio", "stage2_active",
+        }  # fmt: skip
         assert numbers["worst_task"]["task"] in TASKS
         equity = numbers["gradient_equity"]
         assert set(equity["mean_norm"]) <= set(TASKS) and equity["mean_norm"]
@@ -320,6 +336,10 @@ def test_two_arms_two_seeds_write_the_table_plot_and_json(ablation: Path):
     table = (ablation / "ablation.md").read_text()
     assert "| grpo |" in table and "| g2rpo |" in table
     assert "- G²RPO vs GRPO: mean " in table and ", worst task (" in table
+    assert "; greedy mean " in table and "## Sign errors" in table
+    for arm in ARMS:  # the greedy passes are normal validation passes of each run
+        for which in ("start", "end"):
+            assert read_validation_items(ablation / arm / "seed0" / "greedy" / which)
     assert (ablation / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     # Every 2nd step (1, 3, …) logs every present task's gradient norm and its share of the total.
     steps = [e for e in read_metrics(ablation / "g2rpo" / "seed0") if e["split"] == "train"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlthinker.ablation.greedy import greedy_items
 from vlthinker.ablation.plan import Claim
 from vlthinker.train.gradient_equity import norm_ratio
 from vlthinker.train.report import paired_change, task_items
@@ -135,6 +136,76 @@ def seed_task_difference(arm_folder: Path, baseline_folder: Path, task: str) -> 
     return Estimate(mean, se, n) if n else None
 
 
+def greedy_task_changes(folder: Path, tasks: Sequence[str]) -> dict[str, Estimate]:
+    """Per task, the change in *greedy* accuracy from the start model to the run's final model,
+    paired over the validation items (:mod:`vlthinker.ablation.greedy`); empty without them."""
+    found = greedy_items(folder)
+    if found is None:
+        return {}
+    changes = {}
+    for task in tasks:
+        mean, se, n = paired_change(
+            task_items(found["start"], task), task_items(found["end"], task)
+        )
+        if n:
+            changes[task] = Estimate(mean, se, n)
+    return changes
+
+
+def greedy_task_difference(arm_folder: Path, baseline_folder: Path, task: str) -> Estimate | None:
+    """One seed's difference between two arms' greedy changes on ``task``, paired by item."""
+    arm, baseline = greedy_items(arm_folder), greedy_items(baseline_folder)
+    if arm is None or baseline is None:
+        return None
+    arm_end, base_end = task_items(arm["end"], task), task_items(baseline["end"], task)
+    # both arms start from the same model on the same items: the start pass cancels
+    mean, se, n = paired_change(base_end, arm_end)
+    return Estimate(mean, se, n) if n else None
+
+
+def pass_changes(folder: Path, tasks: Sequence[str]) -> dict[str, dict[int, Estimate]]:
+    """Per task and validation step, the change from the first pass, paired over items."""
+    passes = read_validation_items(folder)
+    if not passes:
+        return {task: {} for task in tasks}
+    first = passes[min(passes)]
+    out: dict[str, dict[int, Estimate]] = {task: {} for task in tasks}
+    for step, items in passes.items():
+        for task in tasks:
+            mean, se, n = paired_change(task_items(first, task), task_items(items, task))
+            if n:
+                out[task][step] = Estimate(mean, se, n)
+    return out
+
+
+#: Per-task training metrics the ablation reports (mean over logged steps and seeds): the sign
+#: errors of the advantages, their scale per live rollout, the advantage's own gradient factor
+#: ‖g_t(A)‖ / ‖g_t(sign A)‖, the share of steps stage 2 ran, and the raw per-task gradient norm.
+TRAIN_METRICS = (
+    "wrong_positive_share",
+    "right_negative_share",
+    "advantage_abs_live",
+    "advantage_rms_live",
+    "advantage_gradient_ratio",
+    "stage2_active",
+    "grad_norm",
+)
+
+
+def train_metric_values(folder: Path, tasks: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    """Per metric of :data:`TRAIN_METRICS` and task, every value a training step logged."""
+    found: dict[str, dict[str, list[float]]] = {m: {t: [] for t in tasks} for m in TRAIN_METRICS}
+    for entry in read_metrics(folder):
+        if entry.get("split") != "train":
+            continue
+        for metric in TRAIN_METRICS:
+            for task in tasks:
+                value = entry.get(f"{task}/{metric}")
+                if isinstance(value, int | float) and value == value:
+                    found[metric][task].append(float(value))
+    return found
+
+
 def validation_curves(folder: Path, tasks: Sequence[str]) -> dict[str, dict[int, float]]:
     """Per task, validation accuracy by step (from ``metrics.jsonl``)."""
     curves: dict[str, dict[int, float]] = {task: {} for task in tasks}
@@ -198,6 +269,33 @@ def summarize_arm(
             norms[task] += logged[task]["grad_norm"]
             shares[task] += logged[task]["grad_share"]
     mean_norms = {t: _mean(v) for t, v in norms.items() if v}
+    greedy_seeds = {seed: greedy_task_changes(folder, tasks) for seed, folder in folders.items()}
+    greedy: dict[str, Estimate] = {}
+    for task in tasks:
+        found = [changes[task] for changes in greedy_seeds.values() if task in changes]
+        if found and len(found) == len(folders):
+            greedy[task] = combine_seeds(found)
+    greedy_worst = worst_task(greedy)
+    logged: dict[str, dict[str, list[float]]] = {m: {t: [] for t in tasks} for m in TRAIN_METRICS}
+    for folder in folders.values():
+        for metric, per_task_values in train_metric_values(folder, tasks).items():
+            for task, values in per_task_values.items():
+                logged[metric][task] += values
+    advantages = {
+        metric: {t: _mean(v) for t, v in per_task_values.items() if v}
+        for metric, per_task_values in logged.items()
+    }
+    ratios = advantages["advantage_gradient_ratio"]
+    seed_passes = [pass_changes(folder, tasks) for folder in folders.values()]
+    pass_curves = {}
+    for task in tasks:
+        steps = sorted(set.intersection(*(set(p[task]) for p in seed_passes)))
+        combined = [combine_seeds([p[task][step] for p in seed_passes]) for step in steps]
+        pass_curves[task] = {
+            "steps": steps,
+            "change": [e.mean for e in combined],
+            "band": [e.band for e in combined],
+        }
     curves = {}
     seed_curves = {seed: validation_curves(folder, tasks) for seed, folder in folders.items()}
     for task in tasks:
@@ -224,8 +322,18 @@ def summarize_arm(
             "mean_share": {t: _mean(v) for t, v in shares.items() if v},
             "ratio": norm_ratio(list(mean_norms.values())) if mean_norms else None,
             "seed_ratios": {str(s): r for s, r in seed_ratios.items()},
+            "advantage_ratio": norm_ratio(list(ratios.values())) if ratios else None,
         },
+        "greedy": {
+            "tasks": {task: e.as_dict() for task, e in greedy.items()},
+            "mean": mean_over_tasks(list(greedy.values())).as_dict() if greedy else None,
+            "worst_task": {"task": greedy_worst[0], **greedy_worst[1].as_dict()}
+            if greedy_worst
+            else None,
+        },
+        "advantages": advantages,
         "curves": curves,
+        "pass_changes": pass_curves,
     }
 
 
@@ -246,6 +354,12 @@ def summarize_claim(
         if seeds and all(e is not None for e in found):
             per_task[task] = combine_seeds([e for e in found if e is not None])
     worst = worst_task(per_task)
+    greedy: dict[str, Estimate] = {}
+    for task in tasks:
+        found = [greedy_task_difference(arm_folders[s], baseline_folders[s], task) for s in seeds]
+        if seeds and all(e is not None for e in found):
+            greedy[task] = combine_seeds([e for e in found if e is not None])
+    greedy_worst = worst_task(greedy)
     return {
         "label": claim.label,
         "arm": claim.arm,
@@ -254,6 +368,13 @@ def summarize_claim(
         "tasks": {task: e.as_dict() for task, e in per_task.items()},
         "mean": mean_over_tasks(list(per_task.values())).as_dict() if per_task else None,
         "worst_task": {"task": worst[0], **worst[1].as_dict()} if worst else None,
+        "greedy": {
+            "tasks": {task: e.as_dict() for task, e in greedy.items()},
+            "mean": mean_over_tasks(list(greedy.values())).as_dict() if greedy else None,
+            "worst_task": {"task": greedy_worst[0], **greedy_worst[1].as_dict()}
+            if greedy_worst
+            else None,
+        },
     }
 
 
@@ -310,53 +431,152 @@ def _ratio(value: float | None) -> str:
 
 
 def verdict_line(claim: dict[str, Any]) -> str:
-    """``"G²RPO vs GRPO: mean +x ± y, worst task (name) +x ± y"``."""
+    """``"G²RPO vs GRPO: mean +x ± y, worst task (name) +x ± y; greedy mean +x ± y"``."""
     worst = claim["worst_task"]
     worst_text = f"worst task ({worst['task']}) {_signed(worst)}" if worst else "worst task —"
-    return f"{claim['label']}: mean {_signed(claim['mean'])}, {worst_text}"
+    line = f"{claim['label']}: mean {_signed(claim['mean'])}, {worst_text}"
+    greedy = claim.get("greedy") or {}
+    if greedy.get("mean"):
+        greedy_worst = greedy["worst_task"]
+        line += f"; greedy mean {_signed(greedy['mean'])}"
+        if greedy_worst:
+            line += f", worst task ({greedy_worst['task']}) {_signed(greedy_worst)}"
+    return line
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _metric_table(
+    summary: dict[str, Any], title: str, cell: Any, note: str, extra: tuple[str, Any] | None = None
+) -> list[str]:
+    tasks = summary["tasks"]
+    header = "| arm | " + " | ".join(tasks) + (f" | {extra[0]} |" if extra else " |")
+    rule = "|---|" + "---:|" * (len(tasks) + (1 if extra else 0))
+    lines = ["", f"## {title}", "", note, "", header, rule]
+    for arm, numbers in summary["arms"].items():
+        cells = [cell(numbers, task) for task in tasks]
+        if extra:
+            cells.append(extra[1](numbers))
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def twins(summary: dict[str, Any]) -> dict[str, str]:
+    """Arms whose validation curves equal an earlier arm's on every task and pass (a shaping
+    term that never bound), mapped to that arm: the plot marks them instead of hiding one line
+    under the other."""
+    found: dict[str, str] = {}
+    arms = list(summary["arms"])
+    for index, arm in enumerate(arms):
+        mine = summary["arms"][arm].get("pass_changes") or {}
+        for earlier in arms[:index]:
+            theirs = summary["arms"][earlier].get("pass_changes") or {}
+            if mine and mine == theirs and earlier not in found:
+                found[arm] = earlier
+                break
+    return found
 
 
 def markdown(summary: dict[str, Any], title: str = "Ablation") -> str:
-    """``ablation.md``: the per arm × task table, the verdict lines and the gradient equity."""
+    """``ablation.md``: sampled and greedy accuracy changes per arm × task, the verdicts, the
+    advantages' sign errors, their scale per live rollout, the advantage's own gradient factor,
+    how often stage 2 ran, and the raw per-task gradient norms."""
     tasks = summary["tasks"]
     passes = summary["passes"] or {"first": "?", "last": "?"}
     lines = [
         f"# {title}",
         "",
         f"Seeds {', '.join(map(str, summary['seeds']))}; validation accuracy change from step "
-        f"{passes['first']} to step {passes['last']}, mean over seeds ± 2 s.e.",
+        f"{passes['first']} to step {passes['last']} (the sampling policy), mean over seeds ± 2 "
+        "s.e.; greedy: the start model against the final one, decoding greedily.",
         "",
-        "| arm | " + " | ".join(tasks) + " | mean | worst task | grad-norm max/min |",
-        "|---|" + "---:|" * len(tasks) + "---:|---|---:|",
+        "| arm | " + " | ".join(tasks) + " | mean | worst task | greedy mean | greedy worst |",
+        "|---|" + "---:|" * len(tasks) + "---:|---|---:|---|",
     ]
+    twin_of = twins(summary)
     for arm, numbers in summary["arms"].items():
         cells = [_signed(numbers["tasks"].get(task)) for task in tasks]
         worst = numbers["worst_task"]
         worst_text = f"{worst['task']} {_signed(worst)}" if worst else "—"
-        ratio = _ratio(numbers["gradient_equity"]["ratio"])
+        greedy = numbers.get("greedy") or {}
+        greedy_worst = greedy.get("worst_task")
+        greedy_worst_text = (
+            f"{greedy_worst['task']} {_signed(greedy_worst)}" if greedy_worst else "—"
+        )
+        label = f"{arm} (= {twin_of[arm]})" if arm in twin_of else arm
         lines.append(
-            f"| {arm} | " + " | ".join(cells) + f" | {_signed(numbers['mean'])} | {worst_text} "
-            f"| {ratio} |"
+            f"| {label} | " + " | ".join(cells) + f" | {_signed(numbers['mean'])} | {worst_text} "
+            f"| {_signed(greedy.get('mean'))} | {greedy_worst_text} |"
         )
     if summary.get("missing"):
         lines += ["", f"Not finished, left out: {', '.join(summary['missing'])}."]
     if summary["claims"]:
         lines += ["", "## Verdicts (arm − baseline, paired by seed and item)", ""]
         lines += [f"- {verdict_line(claim)}" for claim in summary["claims"]]
-    lines += [
-        "",
-        "## Gradient equity: mean per-task norm of the policy gradient (share of the total)",
-        "",
-        "| arm | " + " | ".join(tasks) + " | max/min |",
-        "|---|" + "---:|" * len(tasks) + "---:|",
-    ]
-    for arm, numbers in summary["arms"].items():
-        equity = numbers["gradient_equity"]
-        cells = []
-        for task in tasks:
-            norm, share = equity["mean_norm"].get(task), equity["mean_share"].get(task)
-            cells.append("—" if norm is None else f"{norm:.3g} ({share:.2f})")
-        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {_ratio(equity['ratio'])} |")
+
+    def advantage(metric: str, form: str = "{:.2f}"):
+        def cell(numbers: dict[str, Any], task: str) -> str:
+            value = (numbers.get("advantages") or {}).get(metric, {}).get(task)
+            return "—" if value is None else form.format(value)
+
+        return cell
+
+    def signs(numbers: dict[str, Any], task: str) -> str:
+        found = numbers.get("advantages") or {}
+        up = found.get("wrong_positive_share", {}).get(task)
+        down = found.get("right_negative_share", {}).get(task)
+        return f"{_share(up)} / {_share(down)}"
+
+    def scale(numbers: dict[str, Any], task: str) -> str:
+        found = numbers.get("advantages") or {}
+        absolute = found.get("advantage_abs_live", {}).get(task)
+        rms = found.get("advantage_rms_live", {}).get(task)
+        return "—" if absolute is None else f"{absolute:.2f} / {rms:.2f}"
+
+    lines += _metric_table(
+        summary,
+        "Sign errors: wrong answers with A > 0 / right answers with A < 0",
+        signs,
+        "Share of the trained rollouts of each task with accuracy 0 given a positive advantage, "
+        "and with accuracy 1 given a negative one, averaged over steps and seeds.",
+    )
+    lines += _metric_table(
+        summary,
+        "Equity: mean |A| / RMS of A per live rollout",
+        scale,
+        "Over the rollouts of groups whose accuracy varies (the ones that carry a signal).",
+    )
+    lines += _metric_table(
+        summary,
+        "Equity: the advantage's own gradient factor ‖g_t(A)‖ / ‖g_t(sign A)‖",
+        advantage("advantage_gradient_ratio"),
+        "Each task's policy-gradient norm over the same micro-batch's with every advantage "
+        "replaced by its sign: token counts and per-token gradients divided out.",
+        ("max/min", lambda numbers: _ratio(numbers["gradient_equity"].get("advantage_ratio"))),
+    )
+    lines += _metric_table(
+        summary,
+        "Stage 2 ran (share of steps, per task)",
+        advantage("stage2_active"),
+        "1: G²RPO's stage 2 acted on every step the task had a live group (— for arms without "
+        "stage 2).",
+    )
+    lines += _metric_table(
+        summary,
+        "Secondary: raw per-task gradient norm (share of the total)",
+        lambda numbers, task: (
+            "—"
+            if numbers["gradient_equity"]["mean_norm"].get(task) is None
+            else f"{numbers['gradient_equity']['mean_norm'][task]:.3g} "
+            f"({numbers['gradient_equity']['mean_share'][task]:.2f})"
+        ),
+        "The norm of each task's share of the policy gradient: it mixes the task's token count, "
+        "its gradient per token and its advantages, so it measures the tasks more than the "
+        "estimator.",
+        ("max/min", lambda numbers: _ratio(numbers["gradient_equity"]["ratio"])),
+    )
     lines += [
         "",
         "Each change is paired within a seed over the same validation items (last − first pass "
@@ -364,17 +584,17 @@ def markdown(summary: dict[str, Any], title: str = "Ablation") -> str:
         "√(Σ se²)/S from the within-seed errors (the seed-to-seed spread is in ablation.json as "
         "between_seed_se). The mean over tasks has standard error √(Σ se²)/T. A verdict's "
         "difference is paired by seed and item (both arms of a seed score the same items); its "
-        "worst task is the one where the arm's advantage is smallest. Gradient norms: the norm "
-        "of each task's share of the policy gradient on each step's last micro-batch, averaged "
-        "over steps and seeds; max/min over tasks (1 = every task gets an equally large update). "
-        "A difference inside its band is not evidence either way.",
+        "worst task is the one where the arm's advantage is smallest. An arm marked (= other) "
+        "validated exactly as that arm at every pass. A difference inside its band is not "
+        "evidence either way.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_plot(summary: dict[str, Any], path: Path) -> Path:
-    """``ablation.png``: per task, validation accuracy over steps, a line per arm (mean over
-    seeds), the seeds' range shaded."""
+    """``ablation.png``: per task, the change in validation accuracy from the first pass at every
+    pass, a line per arm with its ± 2 s.e. band as error bars, one y-scale for every panel; an arm
+    that coincides with an earlier one is drawn dashed and named after it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -383,18 +603,33 @@ def write_plot(summary: dict[str, Any], path: Path) -> Path:
     tasks = summary["tasks"]
     columns = min(3, max(len(tasks), 1))
     rows = math.ceil(len(tasks) / columns) if tasks else 1
-    figure, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.3 * rows), squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False, sharey=True
+    )
+    twin_of = twins(summary)
+    arms = list(summary["arms"])
+    offsets = {arm: (i - (len(arms) - 1) / 2) * 0.12 for i, arm in enumerate(arms)}
     for index, task in enumerate(tasks):
         axis = axes[index // columns][index % columns]
         for arm, numbers in summary["arms"].items():
-            curve = numbers["curves"].get(task)
+            curve = (numbers.get("pass_changes") or {}).get(task)
             if not curve or not curve["steps"]:
                 continue
-            (line,) = axis.plot(curve["steps"], curve["mean"], marker="o", label=arm)
-            axis.fill_between(
-                curve["steps"], curve["low"], curve["high"], color=line.get_color(), alpha=0.15
+            # arms side by side at each pass, so error bars do not hide one another
+            steps = [step + offsets[arm] for step in curve["steps"]]
+            label = f"{arm} (= {twin_of[arm]})" if arm in twin_of else arm
+            axis.errorbar(
+                steps,
+                curve["change"],
+                yerr=curve["band"],
+                marker="o",
+                markersize=3,
+                capsize=2,
+                linestyle="--" if arm in twin_of else "-",
+                label=label,
             )
-        axis.set_title(f"{task}: validation accuracy")
+        axis.axhline(0.0, color="grey", linewidth=0.8)
+        axis.set_title(f"{task}: Δ validation accuracy")
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
     for index in range(len(tasks), rows * columns):

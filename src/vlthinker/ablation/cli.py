@@ -17,8 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ablate",
         help="train every arm of the G²RPO ablation on the same data, budget and seeds; one table",
-        description="The paper's ablation: GRPO, Dr. GRPO, G²RPO without shaping, with length, "
-        "with entropy shaping and the full recipe, each a normal run folder OUT/<arm>/seed<k>. "
+        description="The paper's ablation: GRPO, Dr. GRPO, G²RPO with the paper's stage 2 and "
+        "with the sound one (the default), with length, with entropy shaping and the full "
+        "recipe, each a normal run folder OUT/<arm>/seed<k>. "
         "Writes OUT/ablation.md, ablation.png and ablation.json. Rerunning the command skips "
         "finished runs and resumes an unfinished one.",
     )
@@ -67,6 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="log per-task gradient norms (one extra backward per task each micro-batch); "
         "default: on for the CPU ablation, off with --config (large models)",
+    )
+    parser.add_argument(
+        "--greedy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after training, validate each run's start and final model greedily (what was "
+        "learned beyond sharpening the sampler); default on",
     )
     parser.add_argument(
         "--report-only",
@@ -131,6 +139,10 @@ def run_command(args: argparse.Namespace) -> int:
     finished = [run for run in runs if run_state(run.folder) == "done"]
     if not finished:
         raise SystemExit(f"vlthinker ablate: no finished run in {out}")
+    if args.greedy:
+        from vlthinker.ablation.greedy import validate_all
+
+        validate_all([run.folder for run in finished], parallel=args.parallel)
     folders: dict[str, dict[int, Path]] = {}
     for run in finished:
         folders.setdefault(run.arm, {})[run.seed] = run.folder
