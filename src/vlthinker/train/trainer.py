@@ -331,6 +331,14 @@ def distributed_advantages(
     )
 
 
+def check_equal_across_processes(size: int, what: str) -> None:
+    """Fail loudly, on every process, when processes are about to enter a collective with
+    different sizes of ``what`` (it would crash, hang or misalign rows)."""
+    sizes = gather_object([size])
+    if len(set(sizes)) > 1:
+        raise RuntimeError(f"processes disagree on the number of {what}: {sizes}")
+
+
 def check_layout(record_ids: list[str], generations: int) -> None:
     """Fail loudly if TRL ever stops putting a prompt's rollouts side by side."""
     for start in range(0, len(record_ids), generations):
@@ -588,6 +596,7 @@ class G2RPOTrainer(GRPOTrainer):
         generations = self.num_generations
         low, high = self.args.online_filter
         target = len(inputs) // generations
+        device = rewards.device
         if len(inputs) % generations:
             raise RuntimeError(
                 f"online filtering needs whole prompt groups on each process; {len(inputs)} "
@@ -598,14 +607,20 @@ class G2RPOTrainer(GRPOTrainer):
         extra_rollouts = 0
         for attempt in range(1, self.args.max_resample + 1):
             kept = sum(int(k.sum()) for k in keeps)
-            shortfall = gather(torch.tensor([max(target - kept, 0)], device=rewards.device))
-            if int(shortfall.max()) == 0:
-                break
-            # Ask for the shortfall divided by the pass rate seen so far (at least a quarter).
             seen = sum(k.numel() for k in keeps)
-            rate = max(kept / seen, 0.25) if seen else 1.0
-            draw = min(target, math.ceil(int(shortfall.max()) / rate))
+            # Every process must draw the same number of fresh prompts (TRL's reward gather and
+            # a vLLM server slice by equal sizes), so the draw is sized from counts gathered
+            # across processes: the largest shortfall over the pass rate of all processes.
+            counts = gather(torch.tensor([[max(target - kept, 0), kept, seen]], device=device))
+            shortfall = int(counts[:, 0].max())
+            if shortfall == 0:
+                break
+            kept_all, seen_all = int(counts[:, 1].sum()), int(counts[:, 2].sum())
+            # Ask for the shortfall divided by the pass rate seen so far (at least a quarter).
+            rate = max(kept_all / seen_all, 0.25) if seen_all else 1.0
+            draw = min(target, math.ceil(shortfall / rate))
             fresh = self._resample_inputs(draw, attempt)
+            check_equal_across_processes(len(fresh), "fresh rollouts to generate")
             extra_output, extra_rewards = self._rollout(fresh)
             extra_rollouts += len(fresh) * self.accelerator.num_processes
             pieces.append((extra_output, extra_rewards, fresh))
