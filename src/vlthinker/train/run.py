@@ -416,6 +416,7 @@ RESUME_FREE_KEYS = (
     "training.max_steps",
     "training.output_dir",
     "training.torch_threads",
+    "training.save_steps",
     "training.eval_batch_size",
     "training.save_total_limit",
     "logging.",
