@@ -1,20 +1,9 @@
-"""The end of a run: the per-task start-vs-end table and PNG plots over steps."""
+"""The end of a run: the per-task start-vs-end table (plots: :mod:`vlthinker.train.plots`)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
-
-from vlthinker.train.run_folder import read_metrics
-
-PLOTTED = (
-    ("reward", "reward (weighted)"),
-    ("length_tokens", "response length (tokens)"),
-    ("entropy", "policy entropy"),
-    ("accuracy", "training accuracy"),
-)
-
 
 BAND_NOTE = (
     "± 2 s.e.: two standard errors of the change, paired: from the spread of the per-item "
@@ -120,59 +109,3 @@ def _band(value: float | None) -> str:
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
-
-
-def write_plots(output_dir: Path, tasks: list[str]) -> list[Path]:
-    """``plots.png``: a 2 × 3 grid (about 1400 × 800 px) of the :data:`PLOTTED` training
-    quantities and validation accuracy over steps, a line per task. Each task keeps one colour in
-    every panel and the legend is shared (in the grid's last cell); steps are whole numbers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
-
-    metrics = read_metrics(output_dir)
-    train = [m for m in metrics if m.get("split") == "train"]
-    validation = [m for m in metrics if m.get("split") == "validation"]
-    panels = [(key, title, train) for key, title in PLOTTED]
-    panels.append(("accuracy", "validation accuracy", validation))
-    palette = plt.get_cmap("tab10").colors
-    colours = {task: palette[i % len(palette)] for i, task in enumerate(tasks)}
-    columns = 3
-    rows = max(2, math.ceil((len(panels) + 1) / columns))
-    figure, grid = plt.subplots(rows, columns, figsize=(14, 4 * rows), squeeze=False)
-    axes = list(grid.flat)
-    plotted: set[str] = set()
-    for axis, (key, title, entries) in zip(axes, panels, strict=False):
-        drawn: list[int] = []
-        for task in tasks:
-            points = [(m["step"], m[f"{task}/{key}"]) for m in entries if f"{task}/{key}" in m]
-            if points:
-                steps, values = zip(*points, strict=True)
-                marker = "o" if len(points) < 12 else None
-                axis.plot(steps, values, marker=marker, color=colours[task], label=task)
-                plotted.add(task)
-                drawn += steps
-        if drawn and max(drawn) - min(drawn) < 2:  # room for whole-number ticks
-            axis.set_xlim(min(drawn) - 1, max(drawn) + 1)
-        axis.set_title(title)
-        axis.set_xlabel("step")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.grid(alpha=0.3)
-    legend_axis = axes[len(panels)]
-    for axis in axes[len(panels) :]:
-        axis.axis("off")
-    handles = [
-        Line2D([], [], color=colours[task], marker="o", label=task)
-        for task in tasks
-        if task in plotted
-    ]
-    if handles:
-        legend_axis.legend(handles=handles, title="task", loc="center", fontsize=11, frameon=False)
-    figure.tight_layout()
-    path = output_dir / "plots.png"
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return [path]
