@@ -98,3 +98,26 @@ def test_two_processes_with_different_pass_rates_refill_alike(small_model_dir, t
     (step,) = [m for m in read_metrics(refill / "run") if "filter/resampled_rollouts" in m]
     assert step["filter/resampled_rollouts"] == (4 + 2) * 2 * 2  # groups × rollouts × processes
     assert step["filter/padded_groups"] == 0
+
+
+@pytest.mark.slow
+def test_vlthinker_train_runs_under_a_two_process_launch(small_model_dir, tmp_path):
+    # Rank 0 checks, locks and prepares the folder; rank 1 waits for it instead of finding rank
+    # 0's config.yaml and refusing the folder as "already holds a run".
+    run = tmp_path / "run"
+    overrides = [o for o in settings(small_model_dir, 1) if not o.startswith("training.torch")]
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", "29613",
+               "-m", "vlthinker.cli", "train", f"training.output_dir={run}", *overrides,
+               "training.max_steps=2", "training.save_steps=1"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (run / "results.json").exists() and (run / "final").is_dir()
+    assert not (run / "train.lock").exists()
+    steps = [e["step"] for e in read_metrics(run) if e.get("split") == "train" and "loss" in e]
+    assert steps == [1, 2]  # logged once, by rank 0
+    batches = [json.loads(line) for line in (run / BATCHES_FILE).read_text().splitlines()]
+    assert [b["step"] for b in batches] == [1, 2]
+    assert len(batches[0]["record_ids"]) == 8  # both processes' prompts, gathered

@@ -563,11 +563,13 @@ def train(
             )
             return done
         changes = check_resume_changes(output_dir, config, allow_changes)
-    elif not overwrite:
+    elif not overwrite and is_main_launch_process():
         refuse_run_folder(output_dir)
     check_model_path(config)
     check_environment(config)
     data = load_data(config)
+    if not is_main_launch_process():
+        return _train_beside_main(config, output_dir, data, resume=resume is not None)
     created = not output_dir.exists()
     make_writable_folder(output_dir)
     with RunLock(output_dir) as lock:
@@ -597,12 +599,44 @@ def train(
         if resume:
             record_resume_changes(output_dir, checkpoint.step if checkpoint else 0, changes)
         dump_config(config, output_dir / CONFIG_FILE)
+        wait_for_launch_processes()  # the other processes start once the folder is ready
         try:
             return _train_locked(config, output_dir, data, checkpoint)
         except BaseException:
             if not resume:
                 undo_launch(output_dir, lock, created)
             raise
+
+
+def launched_processes() -> int:
+    """How many processes ``accelerate launch`` / ``torchrun`` started for this run (1 alone)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_launch_process() -> bool:
+    """Whether this is the process that owns the run folder: the only one, or rank 0 of a
+    multi-process launch. The others never check, lock or write the folder's bookkeeping."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_launch_processes() -> None:
+    """A barrier across the launched processes (nothing with one process). The process group is
+    the one the trainer uses (accelerate's ``PartialState``, set up here if not yet)."""
+    if launched_processes() > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def _train_beside_main(
+    config: RunConfig, output_dir: Path, data: tuple[list[Record], list[Record]], resume: bool
+) -> RunResult:
+    """A process other than rank 0 of a multi-process launch: rank 0 checks, locks and prepares
+    the folder (refusing one that holds a run, trimming logs on resume, writing ``config.yaml``);
+    this process waits for it, then trains from the checkpoint rank 0 resumes from."""
+    wait_for_launch_processes()
+    checkpoint = latest_complete_checkpoint(output_dir) if resume else None
+    return _train_locked(config, output_dir, data, checkpoint)
 
 
 def undo_launch(output_dir: Path, lock: RunLock, created: bool) -> None:
