@@ -231,6 +231,7 @@ class _FakeFilteringTrainer:
     """What ``_fill_with_live_groups`` reads, with generation replaced by a scripted one."""
 
     num_generations = 2
+    _accuracy_column = 0
 
     def __init__(self, script: list[list[float]], max_resample: int) -> None:
         self.script = script  # accuracy of each rollout, per generation call

@@ -205,7 +205,7 @@ def test_g2rpo_config_refuses_trls_completion_table(tmp_path):
     from vlthinker.train.trainer import G2RPOConfig
 
     common = {"output_dir": str(tmp_path), "use_cpu": True, "bf16": False, "report_to": []}
-    assert G2RPOConfig(**common).reward_weights == WEIGHTS  # the components' weights
+    assert G2RPOConfig(**common).reward_weights is None  # TRL's default: every function 1
     with pytest.raises(ValueError, match="log_completions"):
         G2RPOConfig(**common, log_completions=True)
 

@@ -552,7 +552,7 @@ def trainer_config(
     """
     import torch
 
-    from vlthinker.train.rewards import effective_weights
+    from vlthinker.train.rewards import GATE, component_names, effective_weights
     from vlthinker.train.trainer import G2RPOConfig
 
     training, rollout, algorithm, shaping = (
@@ -576,6 +576,7 @@ def trainer_config(
         estimator=algorithm.estimator,
         estimator_options=estimator_settings(algorithm),
         reward_weights=effective_weights(algorithm.reward_weights, {"length": shaping.length}),
+        accuracy_reward=component_names()[GATE],
         task_names=list(config.data.tasks),
         length_envelopes=length_envelopes(config),
         entropy_bands=entropy_bands(config),

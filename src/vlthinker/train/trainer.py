@@ -11,6 +11,9 @@ TRL upgrade moves any of the pieces relied on here.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +29,12 @@ from vlthinker.algorithms import (
     entropy_band_penalty,
     entropy_band_sides,
     entropy_band_step_penalty,
+    estimator_options,
 )
 from vlthinker.algorithms.advantages import stage2_ran
 from vlthinker.algorithms.segments import dense_ids, segment_count, segment_sum
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.gradient_equity import task_gradient_metrics
-from vlthinker.train.rewards import GATE, component_names, default_weights
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
 from vlthinker.train.shared_prompt import shared_prompt_batches
 
@@ -40,8 +43,10 @@ from vlthinker.train.shared_prompt import shared_prompt_batches
 class G2RPOConfig(GRPOConfig):
     """TRL's ``GRPOConfig`` plus what G²RPO adds: the advantage estimator and its options, the
     per-task shaping, the online filter and the validation passes. ``reward_weights`` is TRL's own
-    field, so TRL's logged ``reward`` is the weighted reward the estimator sees; it defaults to the
-    reward components' weights (:data:`vlthinker.train.rewards.COMPONENTS`)."""
+    field (None: every reward function weighs 1), so TRL's logged ``reward`` is the weighted reward
+    the estimator sees; ``vlthinker train`` sets it to its reward components' weights
+    (:data:`vlthinker.train.rewards.COMPONENTS`). The fields that exist only in the method are
+    listed in docs/trl.md."""
 
     estimator: str = field(
         default="g2rpo",
@@ -52,12 +57,22 @@ class G2RPOConfig(GRPOConfig):
         metadata={"help": "Keyword options of the estimator (see estimator_options(name))."},
     )
     reward_weights: list[float] | None = field(
-        default_factory=default_weights,
-        metadata={"help": "One weight per reward component, in vlthinker.train.rewards order."},
+        default=None,
+        metadata={"help": "One weight per reward function, in order (None: all 1)."},
+    )
+    accuracy_reward: int | str = field(
+        default=0,
+        metadata={
+            "help": "The reward function (name or index) whose column is the task accuracy: "
+            "the online filter, the degenerate-group gate and the tie metrics read it."
+        },
     )
     task_names: list[str] = field(
         default_factory=list,
-        metadata={"help": "Task of each task_index in the dataset, for per-task metrics."},
+        metadata={
+            "help": "Task of each task_index, for per-task metrics and per-task settings "
+            "(empty: the sorted values of the dataset's task column)."
+        },
     )
     length_envelopes: list[list[float]] | None = field(
         default=None,
@@ -379,9 +394,108 @@ def reward_summary(
     return summary
 
 
+#: The columns the trainer reads from every row, derived from ``task`` where a dataset lacks them.
+METHOD_COLUMNS = ("task_index", "stage2_index", "record_id")
+DEFAULT_TASK = "default"  # the task of every row of a dataset without a ``task`` column
+
+
+def prompt_hash(prompt: Any) -> str:
+    """A stable id of a prompt (a string or a conversation): its JSON's SHA-1, 16 hex digits."""
+    text = json.dumps(prompt, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def with_method_columns(args: G2RPOConfig, *datasets: Any) -> list[Any]:
+    """``datasets`` (each a ``datasets.Dataset``, a dict of them, or None) with the columns the
+    trainer reads added where missing, so that a plain TRL dataset with a ``task`` column (any
+    string) trains: ``task_index`` (the task's position in ``args.task_names``, which are set to
+    the sorted tasks when empty), ``stage2_index`` (the ``stage2_key`` column's value, else the
+    task, by sorted position) and ``record_id`` (the ``id`` column, else a hash of the prompt;
+    a repeated prompt's later rows get ``#1``, ``#2``, …). A dataset without a ``task`` column
+    is one task, ``"default"``."""
+    flat = [d for item in datasets for d in (item.values() if isinstance(item, dict) else [item])]
+    todo = [d for d in flat if d is not None and not set(METHOD_COLUMNS) <= set(d.column_names)]
+    if not todo:
+        return list(datasets)
+    for dataset in todo:
+        if not hasattr(dataset, "add_column") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"G2RPOTrainer derives {', '.join(METHOD_COLUMNS)} from a map-style "
+                f"datasets.Dataset; give a {type(dataset).__name__} those columns itself"
+            )
+
+    def column(dataset: Any, name: str, default: Any) -> list[Any]:
+        if name in dataset.column_names:
+            return list(dataset[name])
+        return [default] * len(dataset)
+
+    tasks = {id(d): [str(t) for t in column(d, "task", DEFAULT_TASK)] for d in todo}
+    keys = {id(d): column(d, "stage2_key", None) for d in todo}
+    if not args.task_names:
+        args.task_names = sorted({t for values in tasks.values() for t in values})
+    task_index = {task: i for i, task in enumerate(args.task_names)}
+    unknown = sorted({t for values in tasks.values() for t in values} - set(task_index))
+    if unknown:
+        raise ValueError(f"tasks {unknown} are not in G2RPOConfig.task_names {args.task_names}")
+    stage2_values = {
+        id(d): [str(t if k is None else k) for t, k in zip(tasks[id(d)], keys[id(d)], strict=True)]
+        for d in todo
+    }
+    stage2_names = sorted({v for values in stage2_values.values() for v in values})
+    stage2_index = {name: i for i, name in enumerate(stage2_names)}
+
+    def complete(dataset: Any) -> Any:
+        if id(dataset) not in tasks:  # None, or a dataset that has the columns
+            return dataset
+        derived = {
+            "task_index": [task_index[t] for t in tasks[id(dataset)]],
+            "stage2_index": [stage2_index[v] for v in stage2_values[id(dataset)]],
+        }
+        if "id" in dataset.column_names:
+            derived["record_id"] = [str(i) for i in dataset["id"]]
+        else:
+            seen: dict[str, int] = {}
+            derived["record_id"] = []
+            for prompt in dataset["prompt"]:
+                digest = prompt_hash(prompt)
+                count = seen[digest] = seen.get(digest, -1) + 1
+                derived["record_id"].append(digest if count == 0 else f"{digest}#{count}")
+        for name, values in derived.items():
+            if name in dataset.column_names:
+                dataset = dataset.remove_columns(name)
+            dataset = dataset.add_column(name, values)
+        return dataset
+
+    return [
+        type(item)({name: complete(d) for name, d in item.items()})
+        if isinstance(item, dict)
+        else complete(item)
+        for item in datasets
+    ]
+
+
+def accuracy_column(accuracy_reward: int | str, names: Sequence[str]) -> int:
+    """Column of the reward function ``accuracy_reward`` (a name or an index) among ``names``."""
+    if isinstance(accuracy_reward, str) and not accuracy_reward.isdigit():
+        if accuracy_reward not in names:
+            raise ValueError(
+                f"G2RPOConfig.accuracy_reward {accuracy_reward!r} names no reward function; "
+                f"they are {list(names)}"
+            )
+        return list(names).index(accuracy_reward)
+    index = int(accuracy_reward)
+    if not 0 <= index < len(names):
+        raise ValueError(
+            f"G2RPOConfig.accuracy_reward {index} is out of range for {len(names)} reward functions"
+        )
+    return index
+
+
 class G2RPOTrainer(GRPOTrainer):
     """TRL's ``GRPOTrainer`` with G²RPO advantages and the per-task entropy band; every setting
-    of the method is read from ``args``, a :class:`G2RPOConfig`."""
+    of the method is read from ``args``, a :class:`G2RPOConfig`. Takes ``GRPOTrainer``'s
+    arguments; a dataset needs a ``task`` column, the rest is derived
+    (:func:`with_method_columns`)."""
 
     args: G2RPOConfig
 
@@ -390,11 +504,32 @@ class G2RPOTrainer(GRPOTrainer):
         self._entropy_inputs: tuple[torch.Tensor, torch.Tensor] | None = None
         self._capture_scoring = False  # keep the entropies of TRL's no-grad scoring pass
         self._scoring_pass: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        super().__init__(*args, **kwargs)
-        if not isinstance(self.args, G2RPOConfig):
-            raise TypeError(f"G2RPOTrainer needs a G2RPOConfig, got {type(self.args).__name__}")
+        bound = inspect.signature(GRPOTrainer.__init__).bind(self, *args, **kwargs)
+        config = bound.arguments.get("args")
+        if not isinstance(config, G2RPOConfig):
+            raise TypeError(f"G2RPOTrainer needs a G2RPOConfig, got {type(config).__name__}")
+        train, evaluation = with_method_columns(
+            config, bound.arguments.get("train_dataset"), bound.arguments.get("eval_dataset")
+        )
+        bound.arguments["train_dataset"], bound.arguments["eval_dataset"] = train, evaluation
+        super().__init__(*bound.args[1:], **bound.kwargs)
         bands = self.args.entropy_bands
         self._entropy_bands = None if bands is None else torch.tensor(bands, dtype=torch.float32)
+        if bands is not None and len(bands) != len(self.args.task_names):
+            raise ValueError(
+                f"G2RPOConfig.entropy_bands has {len(bands)} bands for "
+                f"{len(self.args.task_names)} tasks {self.args.task_names}"
+            )
+        self._accuracy_column = accuracy_column(self.args.accuracy_reward, self.reward_func_names)
+        self._estimator_options = dict(self.args.estimator_options)
+        if "gate_component" in estimator_options(self.args.estimator):
+            self._estimator_options.setdefault("gate_component", self._accuracy_column)
+
+    def _reward_weights(self) -> list[float]:
+        """``args.reward_weights``, or TRL's (all 1) where the config gives none."""
+        if self.args.reward_weights is not None:
+            return list(self.args.reward_weights)
+        return self.reward_weights.tolist()
 
     # ------------------------------------------------------------------ optimiser
     def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
@@ -526,8 +661,8 @@ class G2RPOTrainer(GRPOTrainer):
             inputs,
             generations,
             estimator=self.args.estimator,
-            weights=self.args.reward_weights,
-            options=self.args.estimator_options,
+            weights=self._reward_weights(),
+            options=self._estimator_options,
             local_padding=padded,
         )
         local_advantages = batch.local_advantages
@@ -603,7 +738,8 @@ class G2RPOTrainer(GRPOTrainer):
                 f"rollouts do not split into groups of {generations}"
             )
         pieces = [(output, rewards, inputs)]
-        keeps = [live_groups(rewards[:, GATE], generations, low, high)]
+        accuracy = self._accuracy_column
+        keeps = [live_groups(rewards[:, accuracy], generations, low, high)]
         extra_rollouts = 0
         for attempt in range(1, self.args.max_resample + 1):
             kept = sum(int(k.sum()) for k in keeps)
@@ -624,7 +760,7 @@ class G2RPOTrainer(GRPOTrainer):
             extra_output, extra_rewards = self._rollout(fresh)
             extra_rollouts += len(fresh) * self.accelerator.num_processes
             pieces.append((extra_output, extra_rewards, fresh))
-            keeps.append(live_groups(extra_rewards[:, GATE], generations, low, high))
+            keeps.append(live_groups(extra_rewards[:, accuracy], generations, low, high))
 
         selected, chosen_rewards, chosen_inputs, pad_flags = [], [], [], []
 
@@ -649,7 +785,8 @@ class G2RPOTrainer(GRPOTrainer):
         if remaining:  # the bound was reached: pad with dropped groups of the first batch
             take(pieces[0], torch.nonzero(~keeps[0], as_tuple=True)[0][:remaining], padding=True)
 
-        merged = concat_rows(selected, self.processing_class.tokenizer.pad_token_id)
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)
+        merged = concat_rows(selected, tokenizer.pad_token_id)
         merged["num_items_in_batch"] = gather(merged["completion_mask"].sum()).sum()
         self._log_filter_metrics(pieces, keeps, extra_rollouts, remaining)
         return merged, torch.cat(chosen_rewards), chosen_inputs, torch.cat(pad_flags)
@@ -716,9 +853,9 @@ class G2RPOTrainer(GRPOTrainer):
         names = self.args.task_names
         num_tasks = len(names)
         metrics = self._metrics[mode]
-        columns = {name: rewards[:, i] for i, name in enumerate(component_names())}
+        columns = {name: rewards[:, i] for i, name in enumerate(self.reward_func_names)}
         # float32 weights, promoted to the rewards' float64
-        columns["reward"] = (rewards * torch.tensor(self.args.reward_weights)).sum(dim=1)
+        columns["reward"] = (rewards * torch.tensor(self._reward_weights())).sum(dim=1)
         columns["length_tokens"] = lengths
         columns["advantage_mean"] = advantages
         for label, values in columns.items():
@@ -728,9 +865,10 @@ class G2RPOTrainer(GRPOTrainer):
         stds = torch.sqrt((squares - means**2).clamp(min=0))
         atol = self.args.estimator_options.get("tie_atol", 1e-6)
         group, _ = dense_ids(group_ids)
-        tied_rollouts = tied_groups(rewards[:, GATE], group, atol)[group]
-        tied = tied_group_share(rewards[:, GATE], group, task_ids, num_tasks, atol)
-        wrong_up, right_down = sign_error_shares(rewards[:, GATE], advantages, task_ids, num_tasks)
+        accuracy = rewards[:, self._accuracy_column]
+        tied_rollouts = tied_groups(accuracy, group, atol)[group]
+        tied = tied_group_share(accuracy, group, task_ids, num_tasks, atol)
+        wrong_up, right_down = sign_error_shares(accuracy, advantages, task_ids, num_tasks)
         absolute, rms = live_advantage_scale(advantages, ~tied_rollouts, task_ids, num_tasks)
         self._append_per_task(metrics, "advantage_std", stds)
         self._append_per_task(metrics, "advantage_abs_live", absolute)
