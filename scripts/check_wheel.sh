@@ -12,6 +12,7 @@
 # In a fresh venv torch is installed first as $TORCH_SPEC (default: the CPU build 2.13.0 that
 # scripts/install.sh uses), so that pip never resolves the multi-GB CUDA wheels.
 set -euo pipefail
+unset PYTHONPATH  # the checks must import the installed wheel, nothing else
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
 MODE=${WHEEL_VENV:-fresh}

@@ -506,6 +506,9 @@ def markdown(summary: dict[str, Any], title: str = "Ablation") -> str:
             f"{greedy_worst['task']} {_signed(greedy_worst)}" if greedy_worst else "—"
         )
         label = f"{arm} (= {twin_of[arm]})" if arm in twin_of else arm
+        seeds = len(numbers["seeds"])
+        if seeds < len(summary["seeds"]):  # an arm with fewer finished seeds says so
+            label += f" ({seeds} seed{'s' if seeds != 1 else ''})"
         lines.append(
             f"| {label} | " + " | ".join(cells) + f" | {_signed(numbers['mean'])} | {worst_text} "
             f"| {_signed(greedy.get('mean'))} | {greedy_worst_text} |"
