@@ -90,6 +90,17 @@ def worst_task(per_task: dict[str, Estimate]) -> tuple[str, Estimate] | None:
     return min(finite, key=lambda pair: pair[1].mean)
 
 
+def task_summary(per_task: dict[str, Estimate]) -> dict[str, Any]:
+    """Per-task estimates with their mean over tasks and the worst task, as ``ablation.json``
+    stores them."""
+    worst = worst_task(per_task)
+    return {
+        "tasks": {task: e.as_dict() for task, e in per_task.items()},
+        "mean": mean_over_tasks(list(per_task.values())).as_dict() if per_task else None,
+        "worst_task": {"task": worst[0], **worst[1].as_dict()} if worst else None,
+    }
+
+
 # ------------------------------------------------------------------ one run's numbers
 def first_last_items(
     folder: Path,
@@ -275,7 +286,6 @@ def summarize_arm(
         found = [changes[task] for changes in greedy_seeds.values() if task in changes]
         if found and len(found) == len(folders):
             greedy[task] = combine_seeds(found)
-    greedy_worst = worst_task(greedy)
     logged: dict[str, dict[str, list[float]]] = {m: {t: [] for t in tasks} for m in TRAIN_METRICS}
     for folder in folders.values():
         for metric, per_task_values in train_metric_values(folder, tasks).items():
@@ -324,13 +334,7 @@ def summarize_arm(
             "seed_ratios": {str(s): r for s, r in seed_ratios.items()},
             "advantage_ratio": norm_ratio(list(ratios.values())) if ratios else None,
         },
-        "greedy": {
-            "tasks": {task: e.as_dict() for task, e in greedy.items()},
-            "mean": mean_over_tasks(list(greedy.values())).as_dict() if greedy else None,
-            "worst_task": {"task": greedy_worst[0], **greedy_worst[1].as_dict()}
-            if greedy_worst
-            else None,
-        },
+        "greedy": task_summary(greedy),
         "advantages": advantages,
         "curves": curves,
         "pass_changes": pass_curves,
@@ -359,7 +363,6 @@ def summarize_claim(
         found = [greedy_task_difference(arm_folders[s], baseline_folders[s], task) for s in seeds]
         if seeds and all(e is not None for e in found):
             greedy[task] = combine_seeds([e for e in found if e is not None])
-    greedy_worst = worst_task(greedy)
     return {
         "label": claim.label,
         "arm": claim.arm,
@@ -368,13 +371,7 @@ def summarize_claim(
         "tasks": {task: e.as_dict() for task, e in per_task.items()},
         "mean": mean_over_tasks(list(per_task.values())).as_dict() if per_task else None,
         "worst_task": {"task": worst[0], **worst[1].as_dict()} if worst else None,
-        "greedy": {
-            "tasks": {task: e.as_dict() for task, e in greedy.items()},
-            "mean": mean_over_tasks(list(greedy.values())).as_dict() if greedy else None,
-            "worst_task": {"task": greedy_worst[0], **greedy_worst[1].as_dict()}
-            if greedy_worst
-            else None,
-        },
+        "greedy": task_summary(greedy),
     }
 
 
