@@ -69,6 +69,12 @@ def per_task_entropy(
     return total / tokens.clamp(min=1), present
 
 
+def band_violation(entropy: torch.Tensor, bands: torch.Tensor) -> torch.Tensor:
+    """The hinge of docs/method.md §5 per task: ``relu(H_t − H_high) + relu(H_low − H_t)``."""
+    low, high = bands.to(entropy.dtype).unbind(dim=-1)
+    return torch.relu(entropy - high) + torch.relu(low - entropy)
+
+
 def entropy_band_penalty(
     token_entropies: torch.Tensor,
     mask: torch.Tensor,
@@ -86,9 +92,7 @@ def entropy_band_penalty(
     """
     num_tasks = bands.shape[0]
     entropy, present = per_task_entropy(token_entropies, mask, task_ids, num_tasks)
-    low, high = bands.to(entropy.dtype).unbind(dim=-1)
-    violation = torch.relu(entropy - high) + torch.relu(low - entropy)
-    violation = violation * present.to(violation.dtype)
+    violation = band_violation(entropy, bands) * present.to(entropy.dtype)
     penalty = coef * violation.sum()
     return penalty, {
         "entropy": entropy.detach(),

@@ -33,6 +33,7 @@ from vlthinker.algorithms import (
 )
 from vlthinker.algorithms.advantages import stage2_ran
 from vlthinker.algorithms.segments import dense_ids, segment_count, segment_sum
+from vlthinker.algorithms.shaping import band_violation
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.gradient_equity import task_gradient_metrics
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
@@ -634,8 +635,8 @@ class G2RPOTrainer(GRPOTrainer):
         steps = totals.reshape(2, -1, accumulation, num_tasks).sum(dim=2)
         bands = self._entropy_bands.to(steps.device)
         sides = entropy_band_sides(steps[0], steps[1], bands)
-        entropy = steps[0] / steps[1].clamp(min=1)
-        hinge = torch.where(sides > 0, entropy - bands[:, 1], bands[:, 0] - entropy) * sides.abs()
+        present = (steps[1] > 0).to(steps.dtype)
+        hinge = band_violation(steps[0] / steps[1].clamp(min=1), bands) * present
         for index, chunk in enumerate(chunks):
             step = index // accumulation
             chunk[BAND_SIDES] = sides[step]
