@@ -191,7 +191,8 @@ def pass_changes(folder: Path, tasks: Sequence[str]) -> dict[str, dict[int, Esti
 
 #: Per-task training metrics the ablation reports (mean over logged steps and seeds): the sign
 #: errors of the advantages, their scale per live rollout, the advantage's own gradient factor
-#: ‖g_t(A)‖ / ‖g_t(sign A)‖, the share of steps stage 2 ran, and the raw per-task gradient norm.
+#: ‖g_t(A)‖ / ‖g_t(sign A)‖, the share of steps stage 2 ran, and the raw per-task gradient norm
+#: with its share of the tasks' total.
 TRAIN_METRICS = (
     "wrong_positive_share",
     "right_negative_share",
@@ -200,6 +201,7 @@ TRAIN_METRICS = (
     "advantage_gradient_ratio",
     "stage2_active",
     "grad_norm",
+    "grad_share",
 )
 
 
@@ -230,22 +232,6 @@ def validation_curves(folder: Path, tasks: Sequence[str]) -> dict[str, dict[int,
     return curves
 
 
-def gradient_norms(folder: Path, tasks: Sequence[str]) -> dict[str, dict[str, list[float]]]:
-    """Per task, the logged ``grad_norm`` and ``grad_share`` of every training step."""
-    found: dict[str, dict[str, list[float]]] = {
-        t: {"grad_norm": [], "grad_share": []} for t in tasks
-    }
-    for entry in read_metrics(folder):
-        if entry.get("split") != "train":
-            continue
-        for task in tasks:
-            for key in ("grad_norm", "grad_share"):
-                value = entry.get(f"{task}/{key}")
-                if isinstance(value, int | float) and value == value:
-                    found[task][key].append(float(value))
-    return found
-
-
 # ------------------------------------------------------------------ the summary
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
@@ -268,17 +254,17 @@ def summarize_arm(
             "between_seed_se": between_seed_se([e.mean for e in found]),
         }
     worst = worst_task(per_task)
-    norms: dict[str, list[float]] = {task: [] for task in tasks}
-    shares: dict[str, list[float]] = {task: [] for task in tasks}
+    logged: dict[str, dict[str, list[float]]] = {m: {t: [] for t in tasks} for m in TRAIN_METRICS}
     seed_ratios = {}
     for seed, folder in folders.items():
-        logged = gradient_norms(folder, tasks)
-        seed_means = {t: _mean(v["grad_norm"]) for t, v in logged.items() if v["grad_norm"]}
+        seed_logged = train_metric_values(folder, tasks)
+        seed_means = {t: _mean(v) for t, v in seed_logged["grad_norm"].items() if v}
         if seed_means:
             seed_ratios[seed] = norm_ratio(list(seed_means.values()))
-        for task in tasks:
-            norms[task] += logged[task]["grad_norm"]
-            shares[task] += logged[task]["grad_share"]
+        for metric, per_task_values in seed_logged.items():
+            for task, values in per_task_values.items():
+                logged[metric][task] += values
+    norms, shares = logged["grad_norm"], logged["grad_share"]
     mean_norms = {t: _mean(v) for t, v in norms.items() if v}
     greedy_seeds = {seed: greedy_task_changes(folder, tasks) for seed, folder in folders.items()}
     greedy: dict[str, Estimate] = {}
@@ -286,11 +272,6 @@ def summarize_arm(
         found = [changes[task] for changes in greedy_seeds.values() if task in changes]
         if found and len(found) == len(folders):
             greedy[task] = combine_seeds(found)
-    logged: dict[str, dict[str, list[float]]] = {m: {t: [] for t in tasks} for m in TRAIN_METRICS}
-    for folder in folders.values():
-        for metric, per_task_values in train_metric_values(folder, tasks).items():
-            for task, values in per_task_values.items():
-                logged[metric][task] += values
     advantages = {
         metric: {t: _mean(v) for t, v in per_task_values.items() if v}
         for metric, per_task_values in logged.items()
