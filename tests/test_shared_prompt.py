@@ -1,13 +1,20 @@
-"""The shared prompt pass scores rollouts exactly as the full forward does, in fewer tokens."""
+"""The shared prompt pass scores rollouts exactly as the full forward does, in fewer tokens:
+values and gradients at temperatures 1 and 0.7, under activation checkpointing, with LoRA,
+with the vision tower frozen or trained, and on joined batches whose groups are split and
+shuffled."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from trl.trainer.utils import add_fused_lm_head
 
+from vlthinker.models.loading import load_policy
 from vlthinker.train.config import load_config
 from vlthinker.train.run import build_trainer
 from vlthinker.train.shared_prompt import (
@@ -62,7 +69,7 @@ def scoring_call(small_model_dir: Path, tmp_path_factory) -> tuple[Any, tuple, d
 
 
 def _full_forward(model, input_ids, attention_mask, logits_to_keep, temperature=1.0, **inputs):
-    """The reference: one forward over every row's whole prompt + completion."""
+    """The reference: one forward over every row's whole prompt + completion, full logits."""
     logits = model(input_ids=input_ids, attention_mask=attention_mask, **inputs).logits
     logits = logits[:, -logits_to_keep - 1 : -1].float() / temperature
     log_probs = torch.log_softmax(logits, dim=-1)
@@ -76,25 +83,39 @@ def _image_inputs(kwargs: dict) -> dict:
     return {key: kwargs[key] for key in keys}
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_shared_pass_gives_the_full_forwards_logps_entropies_and_gradients(
-    scoring_call, temperature
-):
-    _, args, kwargs = scoring_call
-    model, input_ids, attention_mask, keep = args[:4]
+@contextlib.contextmanager
+def fused_head(model, temperature: float):
+    """TRL's fused LM head at ``temperature`` on ``model`` (as GRPOTrainer puts it), then the
+    model's previous forward back."""
+    before = model.__dict__.get("forward")
+    add_fused_lm_head(model, temperature=temperature, outputs=("log_probs", "entropy"))
+    try:
+        yield model
+    finally:
+        if before is None:
+            del model.forward
+        else:
+            model.forward = before
+
+
+def assert_same_scores_and_gradients(model, scoring, args, kwargs, temperature=1.0, rows=None):
+    """The shared pass (through ``scoring``) against the full forward on the rows ``rows`` of a
+    recorded batch: equal log-probs and entropies (1e-5), zeros on padding, and equal gradients
+    of a random weighting of the log-probs in every trainable parameter (1e-4 relative)."""
+    input_ids, attention_mask, keep = args[1], args[2], args[3]
+    inputs = _image_inputs(kwargs)
+    if rows is not None:
+        per_image = int(inputs["image_grid_thw"][0].prod())
+        pixel_rows = (rows[:, None] * per_image + torch.arange(per_image)).reshape(-1)
+        input_ids, attention_mask = input_ids[rows], attention_mask[rows]
+        inputs = {
+            "pixel_values": inputs["pixel_values"][pixel_rows],
+            "image_grid_thw": inputs["image_grid_thw"][rows],
+            "mm_token_type_ids": inputs["mm_token_type_ids"][rows],
+        }
     mask = attention_mask[:, -keep:].bool()
-    reference = _full_forward(
-        model, input_ids, attention_mask, keep, temperature, **_image_inputs(kwargs)
-    )
-    shared = shared_prompt_scores(
-        model,
-        input_ids,
-        attention_mask,
-        keep,
-        **_image_inputs(kwargs),
-        compute_entropy=True,
-        temperature=temperature,
-    )
+    reference = _full_forward(model, input_ids, attention_mask, keep, temperature, **inputs)
+    shared = scoring(model, input_ids, attention_mask, keep, **inputs, compute_entropy=True)
     assert shared is not None
     assert bool((shared[0][~mask] == 0).all()) and bool((shared[1][~mask] == 0).all())
     assert torch.allclose(shared[0][mask], reference[0][mask], atol=1e-5)
@@ -108,6 +129,84 @@ def test_shared_pass_gives_the_full_forwards_logps_entropies_and_gradients(
     difference = sum(float((a - b).norm() ** 2) for a, b in pairs) ** 0.5
     size = sum(float(a.norm() ** 2) for a, _ in pairs) ** 0.5
     assert size > 0 and difference / size < 1e-4
+    return params
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_shared_pass_gives_the_full_forwards_logps_entropies_and_gradients(
+    scoring_call, temperature
+):
+    _, args, kwargs = scoring_call
+    model = args[0]
+    with fused_head(model, temperature):
+        params = assert_same_scores_and_gradients(
+            model, shared_prompt_scores, args, kwargs, temperature
+        )
+    trained = {id(p) for p in params}
+    assert any(id(p) in trained for p in model.model.visual.parameters())  # vision trained too
+
+
+def test_joined_batches_with_split_and_shuffled_groups_score_the_same(scoring_call):
+    """The online filter joins kept groups from several draws: a group's rollouts may sit
+    anywhere, and a scoring chunk may hold part of a group."""
+    _, args, kwargs = scoring_call
+    model = args[0]
+    rows = torch.randperm(args[1].size(0), generator=torch.Generator().manual_seed(3))[:10]
+
+    def chunked(*a, **k):
+        return shared_prompt_batches(*a, 4, **k)
+
+    with fused_head(model, 1.0):
+        assert_same_scores_and_gradients(model, chunked, args, kwargs, rows=rows)
+
+
+def test_frozen_vision_and_activation_checkpointing(scoring_call):
+    """Non-reentrant checkpointing (TRL's default) replays each layer in the backward pass:
+    the prompt's recorded keys and values stay on the graph, so nothing changes."""
+    _, args, kwargs = scoring_call
+    model = args[0]
+    frozen = list(model.model.visual.parameters())
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    model.train()
+    model.activation_checkpointing_enable({"use_reentrant": False})
+    try:
+        with fused_head(model, 1.0):
+            assert_same_scores_and_gradients(model, shared_prompt_scores, args, kwargs)
+    finally:
+        model.activation_checkpointing_disable()
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+
+
+def test_reentrant_checkpointing_falls_back_with_a_logged_reason(scoring_call, caplog):
+    _, args, kwargs = scoring_call
+    model = args[0]
+    model.train()
+    model.activation_checkpointing_enable({"use_reentrant": True})
+    try:
+        with fused_head(model, 1.0), caplog.at_level(logging.WARNING):
+            assert shared_prompt_scores(*args[:4], **_image_inputs(kwargs)) is None
+            with torch.no_grad():  # no backward to replay: still shared
+                assert shared_prompt_scores(*args[:4], **_image_inputs(kwargs)) is not None
+    finally:
+        model.activation_checkpointing_disable()
+    assert "reentrant activation checkpointing" in caplog.text
+
+
+def test_lora_policy_scores_and_trains_the_same(scoring_call, small_model_dir: Path):
+    from peft import LoraConfig, get_peft_model
+
+    _, args, kwargs = scoring_call
+    model, _ = load_policy(small_model_dir, dtype="float32")
+    add_fused_lm_head(model, temperature=1.0, outputs=("log_probs", "entropy"))
+    target = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=target))
+    for name, parameter in lora.named_parameters():  # B starts at 0: make the adapter matter
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)
+    params = assert_same_scores_and_gradients(lora, shared_prompt_scores, (lora, *args[1:]), kwargs)
+    assert params and all("lora_" in n for n, p in lora.named_parameters() if p.requires_grad)
 
 
 def test_trainer_scoring_with_the_shared_pass_matches_trls(scoring_call):
@@ -154,17 +253,16 @@ def test_inputs_of_other_model_families_fall_back_to_the_full_forward(scoring_ca
     assert shared_prompt_batches(*args[:4], **dict(inputs, pixel_values=None)) is None
 
 
-def test_checkpointed_models_and_images_in_completions_fall_back(scoring_call):
+def test_images_in_completions_and_unfused_models_fall_back(scoring_call):
     _, args, kwargs = scoring_call
-    model = args[0]
     inputs = {k: v for k, v in kwargs.items() if k != "batch_size"}
     types = inputs["mm_token_type_ids"].clone()
     types[0, -1] = 1  # an image token inside a completion
     assert shared_prompt_batches(*args[:4], **dict(inputs, mm_token_type_ids=types)) is None
-    model.gradient_checkpointing_enable()
+    model = args[0]
+    fused = model.__dict__.pop("forward")  # the trainer's fused LM head, taken off
     try:
         assert shared_prompt_batches(*args[:4], **inputs) is None
-        with torch.no_grad():  # scoring without gradient needs no checkpointing: still shared
-            assert shared_prompt_batches(*args[:4], **inputs) is not None
     finally:
-        model.gradient_checkpointing_disable()
+        model.forward = fused
+    assert shared_prompt_batches(*args[:4], **inputs) is not None

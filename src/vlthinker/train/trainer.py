@@ -903,7 +903,8 @@ class G2RPOTrainer(GRPOTrainer):
             kwargs["compute_entropy"] = True
         scored = None
         if self.args.shared_prompt_pass:
-            scored = shared_prompt_batches(*args, temperature=self.temperature, **kwargs)
+            with self.accelerator.autocast():  # as TRL's own scoring runs
+                scored = shared_prompt_batches(*args, **kwargs)
         if scored is None:
             logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         else:
