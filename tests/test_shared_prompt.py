@@ -21,6 +21,7 @@ from vlthinker.train.shared_prompt import (
     distinct_prompts,
     shared_prompt_batches,
     shared_prompt_scores,
+    shuffle_whole_groups,
 )
 
 
@@ -266,3 +267,64 @@ def test_images_in_completions_and_unfused_models_fall_back(scoring_call):
     finally:
         model.forward = fused
     assert shared_prompt_batches(*args[:4], **inputs) is not None
+
+
+def test_whole_group_shuffle_keeps_each_group_in_one_run():
+    rows = {
+        "prompt_ids": torch.arange(12).div(4, rounding_mode="floor")[:, None].repeat(1, 3),
+        "task": [f"t{i // 4}" for i in range(12)],
+        "scalar": torch.tensor(5.0),
+    }
+    torch.manual_seed(0)
+    shuffled = shuffle_whole_groups(rows, group_size=4)
+    groups = shuffled["prompt_ids"][:, 0].reshape(3, 4)
+    assert bool((groups == groups[:, :1]).all())  # every run of 4 is one group
+    assert sorted(groups[:, 0].tolist()) == [0, 1, 2]
+    assert shuffled["task"] == [f"t{g}" for g in shuffled["prompt_ids"][:, 0].tolist()]
+    assert shuffled["scalar"] is rows["scalar"]
+    seen = {tuple(shuffle_whole_groups(rows, 4)["prompt_ids"][::4, 0].tolist()) for _ in range(30)}
+    assert len(seen) > 1  # the order of groups is random
+    marker = {"fallback": True}
+    assert shuffle_whole_groups(rows, 5, fallback=lambda r: marker) is marker  # not whole groups
+
+
+def test_trainer_micro_batches_hold_one_prompt_with_group_micro_batches(
+    small_model_dir: Path, tmp_path
+):
+    """4-row micro-batches of 4-rollout groups: each micro-batch is one group (TRL's row shuffle
+    mixes prompts), so the shared prompt pass runs one prompt pass per micro-batch."""
+    config = load_config(
+        None,
+        [
+            f"model.path={small_model_dir}",
+            "data.train=synthetic",
+            "data.validation=synthetic",
+            "data.tasks=[ocr,math,grounding]",
+            "data.train_size=12",
+            "data.validation_size=1",
+            "training.max_steps=1",
+            "training.eval_steps=0",
+            "training.prompts_per_step=3",
+            "training.per_device_batch_size=4",
+            "training.group_micro_batches=true",
+            "rollout.num_generations=4",
+            "rollout.max_new_tokens=4",
+            "rollout.online_filter=null",
+            "logging.report_to=[]",
+            "logging.progress=false",
+            f"training.output_dir={tmp_path / 'out'}",
+        ],
+    )
+    trainer = build_trainer(config, tmp_path / "out").trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    trainer.model.train()
+    trainer._step = 0
+    trainer._prepare_inputs(batch)
+    chunks = trainer._buffered_inputs
+    assert len(chunks) == 3
+    prompts = set()
+    for chunk in chunks:
+        ids = chunk["prompt_ids"]
+        assert bool((ids == ids[:1]).all())
+        prompts.add(tuple(ids[0].tolist()))
+    assert len(prompts) == 3

@@ -130,11 +130,10 @@ def build_processor(spec: TinyVLMSpec, tokenizer):
     return make_processor(image_processor, tokenizer, CHAT_TEMPLATE)
 
 
-def build_model(spec: TinyVLMSpec, tokenizer):
-    import torch
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+def qwen3vl_config(spec: TinyVLMSpec, ids: dict[str, int], vocab_size: int):
+    """The ``Qwen3VLConfig`` of ``spec``, with the special tokens' ids ``ids``."""
+    from transformers import Qwen3VLConfig
 
-    torch.manual_seed(spec.seed)
     head_dim = spec.hidden_size // spec.heads
     half = head_dim // 2
     section = [
@@ -142,10 +141,9 @@ def build_model(spec: TinyVLMSpec, tokenizer):
         half // 3,
         half // 3,
     ]  # temporal, height, width (sums to half)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
-    config = Qwen3VLConfig(
+    return Qwen3VLConfig(
         text_config={
-            "vocab_size": len(tokenizer),
+            "vocab_size": vocab_size,
             "hidden_size": spec.hidden_size,
             "intermediate_size": spec.intermediate_size,
             "num_hidden_layers": spec.layers,
@@ -179,7 +177,15 @@ def build_model(spec: TinyVLMSpec, tokenizer):
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=True,
     )
-    model = Qwen3VLForConditionalGeneration(config)
+
+
+def build_model(spec: TinyVLMSpec, tokenizer):
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    torch.manual_seed(spec.seed)
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    model = Qwen3VLForConditionalGeneration(qwen3vl_config(spec, ids, len(tokenizer)))
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.bos_token_id = None

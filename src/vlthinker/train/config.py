@@ -182,6 +182,11 @@ class TrainingConfig:
     # on top of its cache (vlthinker.train.shared_prompt): the same log-probs and gradients, far
     # fewer tokens where prompts are long and answers short. Qwen-VL models; others fall back.
     shared_prompt_pass: bool = False
+    # Shuffle each rollout batch by whole groups (TRL shuffles rows) so that a micro-batch holds
+    # runs of one prompt's rollouts: with small micro-batches (the 8B recipe's 4 rows) a row
+    # shuffle leaves the shared prompt pass almost nothing to share. Same rows per rollout batch;
+    # which rows share an optimiser step changes.
+    group_micro_batches: bool = False
     # Optimiser steps per rollout batch: the recipe rolls out 512 prompts and updates on 128 at a
     # time, i.e. prompts_per_step=128, updates_per_generation=4 (docs/method.md §8).
     updates_per_generation: int = 1
@@ -596,6 +601,7 @@ def trainer_config(
         max_steps=training.max_steps,
         per_device_train_batch_size=training.per_device_batch_size,
         shared_prompt_pass=training.shared_prompt_pass,
+        group_micro_batches=training.group_micro_batches,
         gradient_accumulation_steps=accumulation,
         steps_per_generation=accumulation * training.updates_per_generation,
         num_generations=rollout.num_generations,

@@ -301,3 +301,45 @@ def shared_prompt_batches(
         logps.append(scored[0])
         entropies.append(scored[1])
     return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None)
+
+
+def shuffle_whole_groups(
+    rows: dict[str, Any], group_size: int, fallback: Any = None
+) -> dict[str, Any]:
+    """``rows`` (a rollout batch as TRL buffers it: each group's ``group_size`` rollouts in a
+    run) in a random order of whole groups, each group's rows kept together: TRL shuffles rows
+    one by one, which leaves a small micro-batch almost no two rollouts of a prompt to share.
+    ``fallback(rows)`` (TRL's row shuffle) where the rows are not whole groups."""
+    count = len(next(value for value in rows.values() if value is not None))
+    if count % group_size:
+        return fallback(rows) if fallback is not None else rows
+    order = torch.randperm(count // group_size)[:, None] * group_size + torch.arange(group_size)
+    order = order.reshape(-1)
+
+    def permute(value: Any) -> Any:
+        if value is None or (isinstance(value, torch.Tensor) and value.ndim == 0):
+            return value
+        if isinstance(value, torch.Tensor):
+            return value[order.to(value.device)]
+        return [value[i] for i in order.tolist()]
+
+    return {key: permute(value) for key, value in rows.items()}
+
+
+class WholeGroupShuffle:
+    """Within the block, TRL's trainer shuffles a fresh rollout batch by whole groups
+    (:func:`shuffle_whole_groups`) instead of row by row."""
+
+    def __init__(self, group_size: int) -> None:
+        import trl.trainer.grpo_trainer as trl_grpo
+
+        self.module, self.group_size = trl_grpo, group_size
+
+    def __enter__(self) -> None:
+        self.original = self.module.shuffle_sequence_dict
+        self.module.shuffle_sequence_dict = functools.partial(
+            shuffle_whole_groups, group_size=self.group_size, fallback=self.original
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        self.module.shuffle_sequence_dict = self.original

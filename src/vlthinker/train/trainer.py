@@ -11,6 +11,7 @@ TRL upgrade moves any of the pieces relied on here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -37,7 +38,7 @@ from vlthinker.algorithms.shaping import band_violation
 from vlthinker.train.filtering import concat_rows, group_rows, live_groups, take_rows
 from vlthinker.train.gradient_equity import task_gradient_metrics
 from vlthinker.train.run_folder import BATCHES_FILE, append_log
-from vlthinker.train.shared_prompt import shared_prompt_batches
+from vlthinker.train.shared_prompt import WholeGroupShuffle, shared_prompt_batches
 
 
 @dataclass
@@ -110,6 +111,10 @@ class G2RPOConfig(GRPOConfig):
     shared_prompt_pass: bool = field(
         default=False,
         metadata={"help": "Score a group's rollouts with one pass over their shared prompt."},
+    )
+    group_micro_batches: bool = field(
+        default=False,
+        metadata={"help": "Shuffle rollout batches by whole groups, not rows."},
     )
     validation_steps: int = field(
         default=10, metadata={"help": "Validate every N steps (0: before and after training)."}
@@ -828,7 +833,9 @@ class G2RPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ token-mean loss
     def _prepare_inputs(self, generation_batch):
         before = self._buffered_inputs
-        inputs = super()._prepare_inputs(generation_batch)
+        whole_groups = self.args.group_micro_batches and self.model.training
+        with WholeGroupShuffle(self.num_generations) if whole_groups else contextlib.nullcontext():
+            inputs = super()._prepare_inputs(generation_batch)
         fresh = self.model.training and self._buffered_inputs is not before
         if fresh and self.loss_type == "dapo":
             self._set_minibatch_normalizers(self._buffered_inputs)
