@@ -211,34 +211,17 @@ def score(path: str, model: Any, inputs: dict[str, Any], batch_size: int):
 
     from vlthinker.train.shared_prompt import shared_prompt_batches
 
-    keep = inputs["logits_to_keep"]
+    rows = (inputs["input_ids"], inputs["attention_mask"], inputs["logits_to_keep"], batch_size)
     rest = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
     rest.pop("logits_to_keep")
     if path == "shared":
-        scored = shared_prompt_batches(
-            model,
-            inputs["input_ids"],
-            inputs["attention_mask"],
-            keep,
-            batch_size,
-            compute_entropy=True,
-            **rest,
-        )
+        scored = shared_prompt_batches(model, *rows, compute_entropy=True, **rest)
         if scored is None:
             raise SystemExit("the shared pass fell back: see the log line above")
         return scored
     trl_scoring = GRPOTrainer._get_per_token_logps_and_entropies.__wrapped__
     owner = SimpleNamespace(accelerator=SimpleNamespace(autocast=contextlib.nullcontext))
-    logps, entropies, _ = trl_scoring(
-        owner,
-        model,
-        inputs["input_ids"],
-        inputs["attention_mask"],
-        keep,
-        batch_size,
-        compute_entropy=True,
-        **rest,
-    )
+    logps, entropies, _ = trl_scoring(owner, model, *rows, compute_entropy=True, **rest)
     return logps, entropies
 
 

@@ -25,15 +25,14 @@ from vlthinker.train.shared_prompt import (
 )
 
 
-@pytest.fixture(scope="module")
-def scoring_call(small_model_dir: Path, tmp_path_factory) -> tuple[Any, tuple, dict]:
-    """The model and the arguments of a real training-loss scoring call: 3 prompts × 4 rollouts
-    of the small model (TRL's own batch: left-padded prompts, images, 3-D positions)."""
-    out = tmp_path_factory.mktemp("shared")
-    config = load_config(
+def small_run_config(
+    model_dir: Path, out: Path, *overrides: str, per_device_batch_size: int, max_new_tokens: int
+):
+    """A one-step run of the small model: 3 prompts (ocr, math, grounding) × 4 rollouts."""
+    return load_config(
         None,
         [
-            f"model.path={small_model_dir}",
+            f"model.path={model_dir}",
             "data.train=synthetic",
             "data.validation=synthetic",
             "data.tasks=[ocr,math,grounding]",
@@ -42,16 +41,25 @@ def scoring_call(small_model_dir: Path, tmp_path_factory) -> tuple[Any, tuple, d
             "training.max_steps=1",
             "training.eval_steps=0",
             "training.prompts_per_step=3",
-            "training.per_device_batch_size=12",
+            f"training.per_device_batch_size={per_device_batch_size}",
             "training.eval_samples=1",
             "rollout.num_generations=4",
-            "rollout.max_new_tokens=12",
+            f"rollout.max_new_tokens={max_new_tokens}",
             "rollout.online_filter=null",
             "logging.report_to=[]",
             "logging.progress=false",
             f"training.output_dir={out}",
+            *overrides,
         ],
     )
+
+
+@pytest.fixture(scope="module")
+def scoring_call(small_model_dir: Path, tmp_path_factory) -> tuple[Any, tuple, dict]:
+    """The model and the arguments of a real training-loss scoring call: 3 prompts × 4 rollouts
+    of the small model (TRL's own batch: left-padded prompts, images, 3-D positions)."""
+    out = tmp_path_factory.mktemp("shared")
+    config = small_run_config(small_model_dir, out, per_device_batch_size=12, max_new_tokens=12)
     built = build_trainer(config, out)
     trainer = built.trainer
     trainer.remove_callback(built.validation)
@@ -293,27 +301,12 @@ def test_trainer_micro_batches_hold_one_prompt_with_group_micro_batches(
 ):
     """4-row micro-batches of 4-rollout groups: each micro-batch is one group (TRL's row shuffle
     mixes prompts), so the shared prompt pass runs one prompt pass per micro-batch."""
-    config = load_config(
-        None,
-        [
-            f"model.path={small_model_dir}",
-            "data.train=synthetic",
-            "data.validation=synthetic",
-            "data.tasks=[ocr,math,grounding]",
-            "data.train_size=12",
-            "data.validation_size=1",
-            "training.max_steps=1",
-            "training.eval_steps=0",
-            "training.prompts_per_step=3",
-            "training.per_device_batch_size=4",
-            "training.group_micro_batches=true",
-            "rollout.num_generations=4",
-            "rollout.max_new_tokens=4",
-            "rollout.online_filter=null",
-            "logging.report_to=[]",
-            "logging.progress=false",
-            f"training.output_dir={tmp_path / 'out'}",
-        ],
+    config = small_run_config(
+        small_model_dir,
+        tmp_path / "out",
+        "training.group_micro_batches=true",
+        per_device_batch_size=4,
+        max_new_tokens=4,
     )
     trainer = build_trainer(config, tmp_path / "out").trainer
     batch = next(iter(trainer.get_train_dataloader()))
