@@ -321,3 +321,65 @@ def test_trainer_micro_batches_hold_one_prompt_with_group_micro_batches(
         assert bool((ids == ids[:1]).all())
         prompts.add(tuple(ids[0].tolist()))
     assert len(prompts) == 3
+
+
+@pytest.mark.slow
+def test_ddp_gradients_equal_the_full_forwards(small_model_dir: Path, tmp_path):
+    """Two gloo processes, one group each, the shared pass through the DDP wrapper (two forwards
+    before one backward): the averaged gradients are those of the full forward over both."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    worker = Path(__file__).parent / "distributed" / "shared_pass_worker.py"
+    out = tmp_path / "grads.pt"
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29631"}
+    env["OMP_NUM_THREADS"] = "1"
+    command = [sys.executable, str(worker), str(small_model_dir), str(out)]
+    workers = [
+        subprocess.Popen(command, env={**env, "RANK": str(rank)}, stderr=subprocess.PIPE, text=True)
+        for rank in range(2)
+    ]
+    for process in workers:
+        _, error = process.communicate(timeout=240)
+        assert process.returncode == 0, error[-3000:]
+    got = torch.load(out)
+
+    spec = importlib.util.spec_from_file_location("shared_pass_worker", worker)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model, _ = load_policy(small_model_dir, dtype="float32")
+    model.train()
+    loss = 0.0
+    for rank in range(2):
+        batch = module.group_batch(model, rank)
+        ids, mask = batch.pop("input_ids"), batch.pop("attention_mask")
+        logps, _ = _full_forward(model, ids, mask, 5, **batch)
+        weights = torch.randn(logps.shape, generator=torch.Generator().manual_seed(10 + rank))
+        loss = loss + (logps * weights * mask[:, -5:]).sum() / 2  # DDP averages the two
+    loss.backward()
+    want = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert set(got) == set(want) and any(n.startswith("model.visual") for n in want)
+    difference = sum(float((want[n] - got[n]).norm() ** 2) for n in want) ** 0.5
+    size = sum(float(g.norm() ** 2) for g in want.values()) ** 0.5
+    assert size > 0 and difference / size < 1e-4
+
+
+def test_no_completion_logits_pass_through_the_lm_head_module(scoring_call):
+    """The completions are scored by TRL's fused head in chunks; the LM head module itself sees
+    one position per distinct prompt (the prompt pass's last), never ``[rows, T]``."""
+    _, args, kwargs = scoring_call
+    model = args[0]
+    shapes: list[tuple[int, ...]] = []
+    hook = model.lm_head.register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape)))
+    try:
+        with torch.no_grad():
+            assert shared_prompt_scores(*args[:4], **_image_inputs(kwargs)) is not None
+            assert shapes and all(shape[1] == 1 for shape in shapes)
+            shapes.clear()
+            model(input_ids=args[1], attention_mask=args[2], **_image_inputs(kwargs))
+            assert shapes == [(*args[1].shape, model.config.text_config.hidden_size)]
+    finally:
+        hook.remove()
