@@ -112,6 +112,22 @@ def forward_flops(
     }
 
 
+def bench_shape(args: argparse.Namespace) -> Shape:
+    """The benchmark model's widths: heads of 64, a KV head per 4 heads, MLPs 3× (text) and 4×
+    (vision) wide."""
+    return Shape(
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.hidden // 64,
+        kv_heads=max(1, args.hidden // 256),
+        head_dim=64,
+        intermediate=3 * args.hidden,
+        vision_hidden=args.vision_hidden,
+        vision_layers=args.vision_layers,
+        vision_intermediate=4 * args.vision_hidden,
+    )
+
+
 def build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The model (fused head, checkpointing, train mode) and one group's scoring inputs."""
     import trl.trainer.utils as trl_utils
@@ -124,16 +140,17 @@ def build(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     # as they do on the GPUs the recipe runs on.
     trl_utils._use_triton = lambda device: True
 
+    shape = bench_shape(args)
     spec = TinyVLMSpec(
-        hidden_size=args.hidden,
-        layers=args.layers,
-        heads=args.hidden // 64,
-        kv_heads=max(1, args.hidden // 256),
-        intermediate_size=3 * args.hidden,
-        vision_hidden_size=args.vision_hidden,
-        vision_layers=args.vision_layers,
-        vision_heads=args.vision_hidden // 64,
-        vision_intermediate_size=4 * args.vision_hidden,
+        hidden_size=shape.hidden,
+        layers=shape.layers,
+        heads=shape.heads,
+        kv_heads=shape.kv_heads,
+        intermediate_size=shape.intermediate,
+        vision_hidden_size=shape.vision_hidden,
+        vision_layers=shape.vision_layers,
+        vision_heads=shape.vision_hidden // shape.head_dim,
+        vision_intermediate_size=shape.vision_intermediate,
         image_size=args.image_side,
     )
     from transformers import Qwen3VLForConditionalGeneration
@@ -263,8 +280,10 @@ def run_path(args: argparse.Namespace) -> dict[str, Any]:
     else:  # ru_maxrss is in KiB on Linux
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     torch.save(first, args.scores_out)
-    lengths = inputs["attention_mask"][:, -inputs["logits_to_keep"] :].sum(1)
-    return {"times": times, "peak_bytes": peak, "lengths": lengths.tolist()}
+    keep = inputs["logits_to_keep"]
+    lengths = inputs["attention_mask"][:, -keep:].sum(1)
+    prompt = inputs["input_ids"].size(1) - keep
+    return {"times": times, "peak_bytes": peak, "lengths": lengths.tolist(), "prompt": prompt}
 
 
 def child(args: argparse.Namespace, path: str, scores_out: str) -> dict[str, Any]:
@@ -329,13 +348,13 @@ def main() -> None:
                 got = child(args, path, f"{folder}/{path}.pt")
                 results[path]["times"] += got["times"]
                 results[path]["peaks"].append(got["peak_bytes"])
-                results[path]["lengths"] = got["lengths"]
+                results[path]["lengths"], results[path]["prompt"] = got["lengths"], got["prompt"]
         shared_scores = torch.load(f"{folder}/shared.pt")
         trl_scores = torch.load(f"{folder}/trl.pt")
 
     side = args.image_side // 16
     patches, image_tokens = side * side, side * side // 4
-    prompt = image_tokens + args.prompt_text + 9
+    prompt = results["trl"]["prompt"]
     lengths = torch.tensor(results["trl"]["lengths"])
     mean_completion = float(lengths.double().mean())
     log_diff = float((shared_scores[0] - trl_scores[0]).abs().max())
@@ -378,19 +397,8 @@ def main() -> None:
         f"{spread['shared'][0]:.2f}–{spread['shared'][1]:.2f} s); peak memory shared / trl "
         f"{max(results['shared']['peaks']) / max(results['trl']['peaks']):.2f}"
     )
-    bench = Shape(
-        hidden=args.hidden,
-        layers=args.layers,
-        heads=args.hidden // 64,
-        kv_heads=max(1, args.hidden // 256),
-        head_dim=64,
-        intermediate=3 * args.hidden,
-        vision_hidden=args.vision_hidden,
-        vision_layers=args.vision_layers,
-        vision_intermediate=4 * args.vision_hidden,
-    )
     print("forward FLOPs (T = 10^12) by part, trl → shared, at these token counts:")
-    for name, shape in (("this model", bench), ("Qwen3-VL-8B", QWEN3_VL_8B)):
+    for name, shape in (("this model", bench_shape(args)), ("Qwen3-VL-8B", QWEN3_VL_8B)):
         parts = {
             mode: forward_flops(
                 shape, patches, 1, args.rollouts, prompt, mean_completion, mode == "shared"

@@ -46,13 +46,16 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def _log_fallback(reason: str) -> None:
+def _fallback(reason: str) -> None:
+    """Log ``reason`` once per process (cached) and return ``None``: the caller scores the usual
+    way."""
     logger.warning("shared prompt pass not used: %s; scoring with the full forward", reason)
 
 
-def _fallback(reason: str) -> None:
-    """Log ``reason`` once per process and return ``None`` (the caller scores the usual way)."""
-    _log_fallback(reason)
+def _rows_per_image(image_grid_thw: torch.Tensor) -> int | None:
+    """The patch rows of each image when every image has the same count, else ``None``."""
+    rows = int(image_grid_thw[0].prod())
+    return rows if bool((image_grid_thw.prod(-1) == rows).all()) else None
 
 
 class PrefixRecorder(DynamicLayer):
@@ -192,8 +195,8 @@ def shared_prompt_scores(
     checkpointed = _checkpointed_layers(core) if core.training and torch.is_grad_enabled() else []
     if _reentrant(checkpointed):
         return _fallback("reentrant activation checkpointing drops the prompt's graph")
-    rows_per_image = int(image_grid_thw[0].prod())
-    if not bool((image_grid_thw.prod(-1) == rows_per_image).all()):
+    rows_per_image = _rows_per_image(image_grid_thw)
+    if rows_per_image is None:
         return _fallback("images of different sizes in one batch")
     prompt_length = input_ids.size(1) - logits_to_keep
     if prompt_length < 2:
@@ -279,8 +282,8 @@ def shared_prompt_batches(
     if pixel_values is None or grid is None or token_types is None:
         return _fallback("not one image per row with Qwen-VL inputs")
     # Chunks slice the pixel rows at row × rows_per_image: one patch layout for the whole batch.
-    rows_per_image = int(grid[0].prod())
-    if not bool((grid.prod(-1) == rows_per_image).all()):
+    rows_per_image = _rows_per_image(grid)
+    if rows_per_image is None:
         return _fallback("images of different sizes in one batch")
     size = batch_size or input_ids.size(0)
     logps, entropies = [], []
