@@ -385,10 +385,11 @@ def main() -> None:
             f"{prompt_tokens / tokens:.0%} |"
         )
     head = statistics.median(results["head"]["times"])
+    rest = {path: medians[path] - head for path in ("trl", "shared")}
+    ratio = f"{rest['trl'] / rest['shared']:.2f}×" if rest["shared"] > 0 else "n/a (within noise)"
     print(
         f"LM head alone (the {int(lengths.sum()):,} positions both paths score): {head:.2f} s; "
-        f"without it trl {medians['trl'] - head:.2f} s, shared {medians['shared'] - head:.2f} s "
-        f"→ {(medians['trl'] - head) / max(medians['shared'] - head, 1e-9):.2f}× on the rest"
+        f"without it trl {rest['trl']:.2f} s, shared {rest['shared']:.2f} s → {ratio} on the rest"
     )
     spread = {p: (min(r["times"]), max(r["times"])) for p, r in results.items()}
     print(
